@@ -1,0 +1,58 @@
+"""The expected resource policy: deny execute-api:Invoke to everyone but the allowed roles."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from access_auditor.errors import ConfigError
+from access_auditor.policy.document import ApiRef
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
+
+
+def role_account(role_arn: str) -> str:
+    """The account id in a role ARN. Raises ConfigError when ``role_arn`` is not a role ARN."""
+    match = ROLE_ARN.match(role_arn)
+    if not match:
+        raise ConfigError(f"not an IAM role ARN: {role_arn!r} (expected arn:aws:iam::ACCOUNT:role/PATH/NAME)")
+    return match[1]
+
+
+def render_expected_policy(api: ApiRef, allowed_roles: list[str]) -> dict[str, Any]:
+    """The resource policy that lets only ``allowed_roles`` invoke ``api``.
+
+    One Deny with ``StringNotEquals`` on ``aws:PrincipalArn``: the key is absent on anonymous requests, and a
+    negated operator is true when its key is absent, so anonymous callers are denied too. Roles in the
+    API's own account need only their identity policy; a role in another account also needs an Allow here,
+    because cross-account access requires both sides to allow.
+
+    >>> render_expected_policy(ApiRef("us-east-1", "123456789012", "abc123"),
+    ...     ["arn:aws:iam::123456789012:role/app"])["Statement"][0]["Resource"]
+    'arn:aws:execute-api:us-east-1:123456789012:abc123/*'
+    """
+    if not allowed_roles:
+        raise ConfigError("at least one allowed role is required")
+    roles = sorted(set(allowed_roles))
+    cross_account = [arn for arn in roles if role_account(arn) != api.account]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "DenyAllButAllowedRoles",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "execute-api:Invoke",
+            "Resource": f"{api.arn}/*",
+            "Condition": {"StringNotEquals": {"aws:PrincipalArn": roles if len(roles) > 1 else roles[0]}},
+        }
+    ]
+    if cross_account:
+        statements.append(
+            {
+                "Sid": "AllowCrossAccountRoles",
+                "Effect": "Allow",
+                "Principal": {"AWS": cross_account},
+                "Action": "execute-api:Invoke",
+                "Resource": f"{api.arn}/*",
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
