@@ -1,0 +1,214 @@
+"""One audit run: every target checked concurrently, each outcome a result, never an exception.
+
+``run_audit(config, ports)`` is what both the Lambda handler and ``access-auditor audit`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from access_auditor.aws.apigateway import ControlPlane, StageState
+from access_auditor.aws.cloudtrail import ChangeHistory
+from access_auditor.aws.credentials import CredentialSource
+from access_auditor.config import AuditConfig, Target
+from access_auditor.errors import AuditorError, AwsCallError, CredentialsError, PolicyParseError
+from access_auditor.findings import Finding, Severity
+from access_auditor.policy.analysis import OTHER_STAGE, Method, PolicyVerdict, check_policy
+from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything the audit talks to, injected. Factories take the target's region."""
+
+    control_plane: Callable[[str], ControlPlane]
+    credentials: CredentialSource
+    session: requests.Session
+    history: Callable[[str], ChangeHistory] | None = None
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    healthy: bool = False
+    status_code: int | None = None
+    latency_ms: float | None = None
+    drift: bool = False
+    audit_error: bool = False
+    unauthorized_call_allowed: bool | None = None
+    undeployed_change: bool | None = None
+    request_id: str | None = None
+    error_type: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.healthy and not self.drift and not self.audit_error and not self.unauthorized_call_allowed
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "apiId": self.target.api_id,
+            "stage": self.target.stage,
+            "healthy": self.healthy,
+            "statusCode": self.status_code,
+            "latencyMs": self.latency_ms,
+            "drift": self.drift,
+            "auditError": self.audit_error,
+            "unauthorizedCallAllowed": self.unauthorized_call_allowed,
+            "undeployedPolicyChange": self.undeployed_change,
+            "requestId": self.request_id,
+            "errorType": self.error_type,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def run_audit(config: AuditConfig, ports: Ports, remaining_ms: Callable[[], int] | None = None) -> list[TargetResult]:
+    """Audit every target, at most ``config.max_concurrency`` at once. When ``remaining_ms`` says the
+    invocation is about to end, unfinished targets are reported as AUDIT_DEADLINE errors instead."""
+    executor = ThreadPoolExecutor(max_workers=min(config.max_concurrency, len(config.targets)))
+    futures = [executor.submit(audit_target, target, config, ports) for target in config.targets]
+    budget = None if remaining_ms is None else max(0.0, (remaining_ms() - config.deadline_margin_ms) / 1000)
+    wait(futures, timeout=budget)
+    executor.shutdown(wait=False, cancel_futures=True)
+    results = []
+    for target, future in zip(config.targets, futures, strict=True):
+        if future.done() and not future.cancelled():
+            results.append(future.result())
+        else:
+            results.append(_error(target, "AUDIT_DEADLINE",
+                                  "the audit of this target did not finish before the invocation's deadline; "
+                                  "raise the function timeout or lower MAX_CONCURRENCY's load"))  # fmt: skip
+    return results
+
+
+def audit_target(target: Target, config: AuditConfig, ports: Ports) -> TargetResult:
+    """Audit one target. Never raises: every failure becomes a finding on the result."""
+    result = TargetResult(target)
+    try:
+        _live_checks(result, config, ports)
+        _control_plane_checks(result, config, ports)
+    except Exception as exc:  # a bug must not lose the other targets' results
+        log.exception("unexpected error auditing %s", target.api_id)
+        result.audit_error = True
+        result.findings.append(Finding("AUDIT_ERROR", Severity.HIGH, f"internal error: {type(exc).__name__}: {exc}"))
+    return result
+
+
+def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
+    target = result.target
+    timeout = (config.connect_timeout, config.read_timeout)
+    url = target.health_url
+    try:
+        credentials = ports.credentials.credentials(target.assume_role_arn)
+    except CredentialsError as exc:
+        result.audit_error = True
+        result.findings.append(Finding("CREDENTIALS_UNAVAILABLE", Severity.HIGH, f"no credentials to sign the health call: {exc}"))
+        return
+    health = make_call(ports.session, target.health_method, url, region=target.region, credentials=credentials, timeout=timeout)
+    _record(result, health)
+    failure = health_finding(health, target.expected_status, url)
+    if failure:
+        result.findings.append(failure)
+        return
+    result.healthy = True
+    # Negative probes only after a successful call: then the path is known to exist, and a "Missing
+    # Authentication Token" answer really means "signature required" rather than "no such path".
+    got_in = []
+    unsigned = make_call(ports.session, target.health_method, url, region=target.region, credentials=None, timeout=timeout)
+    got_in.append(_probe(result, unsigned, "unsigned", url))
+    if target.outsider_role_arn:
+        try:
+            outsider = ports.credentials.credentials(target.outsider_role_arn)
+        except CredentialsError as exc:
+            result.findings.append(Finding("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"outsider probe skipped: {exc}"))
+        else:
+            probe = make_call(ports.session, target.health_method, url, region=target.region, credentials=outsider, timeout=timeout)
+            got_in.append(_probe(result, probe, "outsider", url))
+    result.unauthorized_call_allowed = any(got_in)
+
+
+def _probe(result: TargetResult, call: CallResult, who: str, url: str) -> bool:
+    got_in, finding = probe_finding(call, who, url)
+    if finding:
+        result.findings.append(finding)
+    return got_in
+
+
+def _record(result: TargetResult, call: CallResult) -> None:
+    result.status_code = call.status
+    result.latency_ms = round(call.latency_ms, 1) if call.status is not None else None
+    result.request_id = call.request_id
+    result.error_type = call.error_type
+
+
+def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
+    target = result.target
+    try:
+        plane = ports.control_plane(target.region)
+        policy_text = plane.get_policy(target.api_id)
+        methods = plane.list_methods(target.api_id, target.stage)
+        stage = plane.stage_state(target.api_id, target.stage)
+    except (AwsCallError, CredentialsError) as exc:
+        result.audit_error = True
+        throttled = isinstance(exc, AwsCallError) and exc.throttled
+        detail = "API Gateway throttled the audit; the policy's state is unknown, not drifted" if throttled else str(exc)
+        result.findings.append(Finding("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}"))
+        return
+
+    analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
+    try:
+        verdict = check_policy(policy_text, target.api, target.allowed_roles, analysed)
+    except PolicyParseError as exc:
+        result.drift = True
+        result.findings.append(Finding("POLICY_UNREADABLE", Severity.CRITICAL, f"the saved resource policy cannot be read: {exc}"))
+        return
+    result.findings.extend(verdict.findings)
+    not_iam = [m for m in methods if m.authorization_type != "AWS_IAM"]
+    result.findings.extend(
+        Finding("METHOD_NOT_IAM", Severity.HIGH,
+                f"{m.http_method} {m.path} uses authorizationType {m.authorization_type}: no IAM identity reaches the "
+                "resource policy, so the allowed role is locked out of it (and it is public if the policy goes). "
+                "Set it to AWS_IAM and deploy the stage.")  # fmt: skip
+        for m in not_iam
+    )
+    result.drift = verdict.drift or bool(not_iam)
+    _deployment_checks(result, config, ports, stage, verdict)
+
+
+def _deployment_checks(
+    result: TargetResult, config: AuditConfig, ports: Ports, stage: StageState, verdict: PolicyVerdict
+) -> None:
+    target = result.target
+    if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:
+        result.findings.append(Finding("CANARY_DEPLOYMENT", Severity.MEDIUM,
+                                       f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
+                                       f"{stage.canary_deployment_id}, which may serve another policy"))  # fmt: skip
+    if not (config.cloudtrail_lookup and ports.history and stage.deployed_at):
+        return
+    try:
+        changes = ports.history(target.region).policy_changes_since(target.api_id, stage.deployed_at)
+    except AuditorError as exc:
+        result.findings.append(Finding("UNDEPLOYED_CHECK_FAILED", Severity.LOW, f"could not read CloudTrail: {exc}"))
+        return
+    result.undeployed_change = bool(changes)
+    if changes:
+        last = max(changes, key=lambda c: c.event_time)
+        weakens = any(f.code in {"ACCESS_WEAKENED", "POLICY_MISSING"} for f in verdict.findings)
+        effect = ("would WEAKEN access" if weakens else "would change access" if verdict.drift
+                  else "would not change who can invoke the API")  # fmt: skip
+        result.findings.append(Finding("UNDEPLOYED_POLICY_CHANGE", Severity.HIGH if weakens else Severity.MEDIUM,
+                                       f"the policy was changed ({last.event_name} by {last.actor} at "
+                                       f"{last.event_time:%Y-%m-%d %H:%M:%SZ}) after stage {target.stage} was last "
+                                       f"deployed; it is saved but not live, and once deployed it {effect}"))  # fmt: skip
+
+
+def _error(target: Target, code: str, message: str) -> TargetResult:
+    return TargetResult(target, audit_error=True, findings=[Finding(code, Severity.HIGH, message)])
