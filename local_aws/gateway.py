@@ -1,0 +1,198 @@
+"""A local execute-api front door: it serves each stage's *deployed* snapshot, verifies SigV4 against the
+credentials the emulated STS and IAM issued, resolves aws:PrincipalArn, and applies the method's
+authorization type and the deployed resource policy through the product's own access evaluator.
+
+URLs are ``http://127.0.0.1:PORT/{api_id}/{stage}/{path}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+from moto.apigateway.models import apigateway_backends
+from moto.iam.models import iam_backends
+from moto.sts.models import sts_backends
+
+from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
+from access_auditor.policy.evaluator import RequestContext, decide_invoke, identity_allows
+from local_aws import sigv4
+from local_aws.emulation import SNAPSHOTS, Snapshot
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal_arn: str  # the role ARN (path included) or the user ARN: what aws:PrincipalArn holds
+    display_arn: str  # what API Gateway names in its error messages (the assumed-role session ARN)
+    account: str
+    policies: tuple[str, ...]
+
+
+class Gateway:
+    def __init__(self, account: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.account = account
+        handler = type("Handler", (_Handler,), {"gateway": self})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # --- resolution against moto's state -----------------------------------------------------------
+    def find_api(self, api_id: str) -> tuple[str, Any] | None:
+        for region, backend in apigateway_backends[self.account].items():
+            if api_id in backend.apis:
+                return region, backend.apis[api_id]
+        return None
+
+    def lookup_secret(self, access_key: str) -> sigv4.Secret | None:
+        caller = self._assumed(access_key)
+        if caller is not None:
+            role, _ = caller
+            expired = role.expiration.replace(tzinfo=dt.UTC) < dt.datetime.now(dt.UTC)
+            return sigv4.Secret(role.secret_access_key, role.session_token, expired)
+        user = self._user(access_key)
+        if user is not None:
+            return sigv4.Secret(user[1], None)
+        return None
+
+    def caller(self, access_key: str) -> Caller:
+        assumed = self._assumed(access_key)
+        if assumed is not None:
+            role, account = assumed
+            iam = iam_backends[account]["aws"]
+            try:
+                model = iam.get_role_by_arn(role.role_arn)
+                policies = _documents(model)
+            except Exception:
+                policies = ()  # the role was deleted after the session was issued
+            return Caller(role.role_arn, role.arn, account, policies)
+        user_info = self._user(access_key)
+        assert user_info is not None
+        user = user_info[0]
+        return Caller(user.arn, user.arn, user.account_id, _documents(user))
+
+    def _assumed(self, access_key: str) -> tuple[Any, str] | None:
+        for account, by_partition in list(sts_backends.items()):
+            for backend in list(by_partition.values()):
+                for role in backend.assumed_roles:
+                    if role.access_key_id == access_key:
+                        return role, account
+        return None
+
+    def _user(self, access_key: str) -> tuple[Any, str] | None:
+        for by_partition in list(iam_backends.values()):
+            backend = by_partition["aws"]
+            user = backend.get_user_from_access_key_id(access_key)
+            if user is not None:
+                for key in backend.list_access_keys(user.name):
+                    if key.access_key_id == access_key:
+                        return user, key.secret_access_key
+        return None
+
+
+def _documents(principal: Any) -> tuple[str, ...]:
+    inline = tuple(str(doc) for doc in principal.policies.values())
+    managed = tuple(
+        version.document
+        for policy in principal.managed_policies.values()
+        for version in policy.versions
+        if version.is_default
+    )
+    return inline + managed
+
+
+def _route(snapshot: Snapshot, verb: str, path: str) -> tuple[str, str] | None:
+    """The (resource path, verb) serving ``path``; templates ``{id}`` and ``{proxy+}`` match."""
+    for (template, method_verb), _ in snapshot.methods.items():
+        if method_verb not in (verb, "ANY"):
+            continue
+        pattern = re.sub(r"\\\{[^/]+\\\+\\\}", ".+", re.sub(r"\\\{[^/+]+\\\}", "[^/]+", re.escape(template)))
+        if re.fullmatch(pattern, path):
+            return template, method_verb
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    gateway: Gateway
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the demo prints its own story
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw_path, _, query = self.path.partition("?")
+        parts = raw_path.split("/", 3)
+        found = self.gateway.find_api(parts[1]) if len(parts) >= 3 else None
+        stage = found[1].stages.get(parts[2]) if found else None
+        snapshot = SNAPSHOTS.get((parts[1], stage.deployment_id)) if stage is not None else None
+        path = "/" + unquote(parts[3]) if len(parts) > 3 else "/"
+        route = _route(snapshot, self.command, path) if snapshot else None
+        if found is None or snapshot is None or route is None:
+            return self._reply(403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException")
+        region, api = found
+        api_ref = ApiRef(region, self.gateway.account, api.id)
+        method_arn = f"{api_ref.arn}/{parts[2]}/{self.command}/{path.lstrip('/')}"
+        authorization_type = snapshot.methods[route]
+        context = RequestContext(source_ip=self.client_address[0])
+        display = "anonymous"
+        identity_ok = False
+        if authorization_type == "AWS_IAM":
+            try:
+                key = sigv4.verify(self.command, self.path, list(self.headers.items()), body,
+                                   lookup=self.gateway.lookup_secret, region=region, service="execute-api",
+                                   now=dt.datetime.now(dt.UTC))  # fmt: skip
+            except sigv4.SignatureRejected as exc:
+                return self._reply(403, {"message": exc.message}, exc.error_type)
+            caller = self.gateway.caller(key)
+            display = caller.display_arn
+            context = RequestContext(principal_arn=caller.principal_arn, account=caller.account,
+                                     source_ip=self.client_address[0])  # fmt: skip
+            identity = [load_policy(parse_policy_text(doc), None, resource_policy=False) for doc in caller.policies]
+            identity_ok = identity_allows(identity, context, method_arn)
+        policy = load_policy(parse_policy_text(snapshot.policy), api_ref) if snapshot.policy else None
+        decision = decide_invoke(policy, authorization_type, context, method_arn, self.gateway.account,
+                                 identity_allowed=identity_ok)  # fmt: skip
+        if not decision.allowed:
+            suffix = " with an explicit deny" if decision.reason == "explicit-deny" else ""
+            message = f"User: {display} is not authorized to perform: execute-api:Invoke on resource: {method_arn}{suffix}"
+            return self._reply(403, {"Message": message}, "AccessDeniedException")
+        self._reply(200, {"status": "ok", "api": api.id, "stage": parts[2], "method": self.command, "path": path,
+                          "query": unquote(query), "caller": None if display == "anonymous" else display,
+                          "bodyBytes": len(body)})  # fmt: skip
+
+    def _reply(self, status: int, payload: dict[str, Any], error_type: str | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if error_type:
+            self.send_header("x-amzn-ErrorType", error_type)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)

@@ -1,0 +1,74 @@
+"""The sample API that the demo and the end-to-end tests audit: a REST API locked to one role, an allowed
+role and an outsider role, both granted execute-api:Invoke by their own IAM policies (so that only the
+resource policy stands between the outsider and the API)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from access_auditor.policy.document import ApiRef
+from access_auditor.policy.expected import render_expected_policy
+
+STAGE = "prod"
+INVOKE_POLICY = "invoke-api"
+
+
+@dataclass(frozen=True)
+class SampleApi:
+    api_id: str
+    stage: str
+    region: str
+    account: str
+    allowed_role_arn: str
+    outsider_role_arn: str
+
+    @property
+    def api(self) -> ApiRef:
+        return ApiRef(self.region, self.account, self.api_id)
+
+    def expected_policy(self) -> str:
+        return json.dumps(render_expected_policy(self.api, [self.allowed_role_arn]))
+
+
+def create_sample_api(session: boto3.Session, account: str) -> SampleApi:
+    """Create the roles and the API, apply the expected policy and deploy the stage."""
+    iam = session.client("iam")
+    apigw = session.client("apigateway")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]})  # fmt: skip
+    api = apigw.create_rest_api(name="orders-api", endpointConfiguration={"types": ["REGIONAL"]})
+    api_id = api["id"]
+    region = session.region_name or "us-east-1"
+    roles = {}
+    for name in ("orders-auditor", "someone-else"):
+        role = iam.create_role(RoleName=name, Path="/apigw-access-auditor/", AssumeRolePolicyDocument=trust)
+        roles[name] = role["Role"]["Arn"]
+        grant_invoke(iam, name, f"arn:aws:execute-api:{region}:{account}:{api_id}/*")
+
+    root = next(r for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    for path, verbs in (("health", ["GET"]), ("items", ["GET", "POST"])):
+        resource = apigw.create_resource(restApiId=api_id, parentId=root["id"], pathPart=path)
+        for verb in verbs:
+            add_method(apigw, api_id, resource["id"], verb)
+    sample = SampleApi(api_id, STAGE, region, account, roles["orders-auditor"], roles["someone-else"])
+    save_policy(apigw, api_id, sample.expected_policy())
+    apigw.create_deployment(restApiId=api_id, stageName=STAGE)
+    return sample
+
+
+def grant_invoke(iam: Any, role_name: str, resource: str) -> None:
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resource}]}
+    iam.put_role_policy(RoleName=role_name, PolicyName=INVOKE_POLICY, PolicyDocument=json.dumps(document))
+
+
+def add_method(apigw: Any, api_id: str, resource_id: str, verb: str, authorization: str = "AWS_IAM") -> None:
+    apigw.put_method(restApiId=api_id, resourceId=resource_id, httpMethod=verb, authorizationType=authorization)
+    apigw.put_integration(restApiId=api_id, resourceId=resource_id, httpMethod=verb, type="MOCK")
+
+
+def save_policy(apigw: Any, api_id: str, policy_json: str) -> None:
+    apigw.update_rest_api(restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}])

@@ -1,0 +1,70 @@
+"""Start and stop the whole local AWS: moto's control plane and the execute-api gateway, on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from types import TracebackType
+
+import requests
+from moto.server import ThreadedMotoServer
+
+from local_aws import emulation
+from local_aws.gateway import Gateway
+
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "us-east-1"
+
+
+class LocalAws:
+    """``with LocalAws() as aws:`` starts both servers on free loopback ports and stops them on exit, even
+    when the block fails. ``aws.env`` is what a process needs to use it, exactly as it would use AWS."""
+
+    def __init__(self) -> None:
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.gateway = Gateway(ACCOUNT)
+        self.region = REGION
+        self.account = ACCOUNT
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._moto.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            # moto accepts any credentials for its control plane; these can never work against AWS.
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def invoke_url(self, api_id: str, stage: str) -> str:
+        return f"{self.gateway.url}/{api_id}/{stage}"
+
+    def __enter__(self) -> LocalAws:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
+        emulation.install()
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._moto.start()
+        try:
+            requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+            emulation.reset()
+            self.gateway.start()
+        except BaseException:
+            self._moto.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.gateway.stop()
+        self._moto.stop()
