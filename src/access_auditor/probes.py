@@ -73,7 +73,8 @@ def health_finding(result: CallResult, expected: frozenset[int], url: str) -> Fi
     if result.explicit_deny:
         return Finding("HEALTH_EXPLICIT_DENY", Severity.HIGH,
                        f"{where} was refused by an explicit Deny: the resource policy no longer exempts the allowed "
-                       f"role ({result.message})")  # fmt: skip
+                       "role, or the method is no longer AWS_IAM so the call arrives anonymous and the Deny matches "
+                       f"it ({result.message})")  # fmt: skip
     if result.missing_token:
         return Finding("HEALTH_MISSING_TOKEN", Severity.HIGH,
                        f"{where} got 403 Missing Authentication Token although it was signed: the path, method or "

@@ -120,9 +120,11 @@ def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable
             contexts(f"arn:aws:iam::{_OUTSIDE_ACCOUNT}:role/{_WITNESS}", _OUTSIDE_ACCOUNT),
         )
     )
-    for arn in sorted(named_principals - set(allowed_roles)):
-        account = arn.split(":")[4]
-        classes.append(CallerClass(f"principal named in the policy {arn}", contexts(arn, account)))
+    for arn, written in sorted(named_principals.items()):
+        if arn in allowed_roles:
+            continue
+        label = f"any principal matching {written}" if arn != written else f"principal {arn} (named in the policy)"
+        classes.append(CallerClass(label, contexts(arn, arn.split(":")[4])))
     return classes
 
 
@@ -247,7 +249,7 @@ def _reported(caller: CallerClass, expected: Cell) -> bool:
 def _weakened(caller: CallerClass, gained: list[tuple[Method, Cell, Cell]]) -> Finding:
     always = [item for item in gained if item[2].access == Access.ALLOWED]
     method, _, cell = (always or gained)[0]
-    how = "can invoke" if always else "can, under some conditions, invoke"
+    how = "can invoke" if always else "can, depending on who or where it calls from, invoke"
     return Finding(
         "ACCESS_WEAKENED",
         Severity.CRITICAL if always else Severity.HIGH,
@@ -302,9 +304,10 @@ def _network_variants(policies: list[Policy]) -> list[RequestContext]:
     return list(dict.fromkeys(variants))
 
 
-def _named_identities(policies: list[Policy]) -> tuple[set[str], list[str]]:
-    """Principal ARNs (wildcards instantiated) and organisation ids that the policies mention."""
-    principals: set[str] = set()
+def _named_identities(policies: list[Policy]) -> tuple[dict[str, str], list[str]]:
+    """Principal ARNs the policies mention (witness ARN -> as written; wildcards and account roots are
+    instantiated as a concrete principal) and organisation ids."""
+    principals: dict[str, str] = {}
     orgs: list[str] = []
 
     def witness(pattern: str) -> str | None:
@@ -318,14 +321,14 @@ def _named_identities(policies: list[Policy]) -> tuple[set[str], list[str]]:
         for statement in policy.statements:
             for entry in (statement.principals or ()) + (statement.not_principals or ()):
                 if entry != "*" and (arn := witness(entry)):
-                    principals.add(arn)
+                    principals.setdefault(arn, entry)
             for condition in statement.conditions:
                 key = condition.key.lower()
                 for value in condition.values:
                     if key == "aws:principalarn" and (arn := witness(value)):
-                        principals.add(arn)
+                        principals.setdefault(arn, value)
                     elif key == "aws:principalaccount" and value.isdigit():
-                        principals.add(f"arn:aws:iam::{value}:role/{_WITNESS}")
+                        principals.setdefault(f"arn:aws:iam::{value}:role/{_WITNESS}", f"account {value}")
                     elif key == "aws:principalorgid":
                         orgs.append(value.replace("*", "x"))
     return principals, list(dict.fromkeys(orgs))

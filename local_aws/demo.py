@@ -1,0 +1,202 @@
+"""`make demo`: the auditor, run as Lambda runs it, against the local AWS through scripted scenarios.
+
+Each scenario changes the sample API the way people break it, invokes the real handler, and prints what it
+found and which alarms of template.yaml would be in ALARM. Exit 0 only when every scenario is detected as
+expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import boto3
+
+from local_aws.alarms import evaluate, load_template, template_alarms
+from local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
+from local_aws.sample import INVOKE_POLICY, STAGE, SampleApi, add_method, create_sample_api, grant_invoke, save_policy
+from local_aws.server import LocalAws
+
+
+@dataclass(frozen=True)
+class Scenario:
+    title: str
+    change: Callable[[World], None]
+    expect_codes: frozenset[str]
+    expect_alarms: frozenset[str]
+
+
+class World:
+    """The sample API and the clients that change it."""
+
+    def __init__(self, aws: LocalAws, session: boto3.Session) -> None:
+        self.aws = aws
+        self.apigw = session.client("apigateway")
+        self.iam = session.client("iam")
+        self.sts = session.client("sts")
+        self.sample: SampleApi = create_sample_api(session, aws.account)
+
+    def deploy(self) -> None:
+        self.apigw.create_deployment(restApiId=self.sample.api_id, stageName=STAGE)
+
+    def weakened_policy(self) -> str:
+        doc = json.loads(self.sample.expected_policy())
+        # The console edit people make "to let the other team in": any role of the account.
+        doc["Statement"][0]["Condition"] = {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{self.aws.account}:role/*"}}
+        return json.dumps(doc)
+
+    def set_health_authorization(self, authorization: str) -> None:
+        resource = next(r for r in self.apigw.get_resources(restApiId=self.sample.api_id)["items"] if r["path"] == "/health")
+        self.apigw.delete_method(restApiId=self.sample.api_id, resourceId=resource["id"], httpMethod="GET")
+        add_method(self.apigw, self.sample.api_id, resource["id"], "GET", authorization)
+
+    def restore(self) -> None:
+        save_policy(self.apigw, self.sample.api_id, self.sample.expected_policy())
+        self.set_health_authorization("AWS_IAM")
+        self.deploy()
+        grant_invoke(self.iam, self.sample.allowed_role_arn.rsplit("/", 1)[1], f"{self.sample.api.arn}/*")
+
+    def function_env(self) -> dict[str, str]:
+        """Mode 1 of the template: the function runs as the allowed role, so its own credentials are the
+        role's session credentials, as Lambda would provide them."""
+        creds = self.sts.assume_role(RoleArn=self.sample.allowed_role_arn, RoleSessionName="AuditorFunction")["Credentials"]
+        return {
+            **self.aws.env,
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+            "API_ID": self.sample.api_id,
+            "API_STAGE": STAGE,
+            "API_REGION": self.aws.region,
+            "API_ACCOUNT": self.aws.account,
+            "ALLOWED_ROLE_ARN": self.sample.allowed_role_arn,
+            "OUTSIDER_ROLE_ARN": self.sample.outsider_role_arn,
+            "API_ENDPOINT": self.aws.invoke_url(self.sample.api_id, STAGE),
+            "CLOUDTRAIL_LOOKUP": "true",
+        }
+
+
+def _nothing(world: World) -> None:
+    pass
+
+
+def _weaken_and_deploy(world: World) -> None:
+    save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
+    world.deploy()
+
+
+def _weaken_without_deploying(world: World) -> None:
+    world.restore()
+    # CloudTrail and deployments keep time to the second: a change in the same second as the deployment
+    # cannot be ordered after it, exactly as in AWS.
+    time.sleep(1.1)
+    save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
+
+
+def _switch_to_none(world: World) -> None:
+    world.restore()
+    world.set_health_authorization("NONE")
+    world.deploy()
+
+
+def _remove_role_permission(world: World) -> None:
+    world.restore()
+    world.iam.delete_role_policy(RoleName=world.sample.allowed_role_arn.rsplit("/", 1)[1], PolicyName=INVOKE_POLICY)
+
+
+SCENARIOS = [
+    Scenario("Healthy: the expected policy, deployed", _nothing, frozenset(), frozenset()),
+    Scenario(
+        "Policy weakened in the console and deployed",
+        _weaken_and_deploy,
+        frozenset({"ACCESS_WEAKENED", "OUTSIDER_CALL_ALLOWED"}),
+        frozenset({"PolicyDriftAlarm", "UnauthorizedCallAllowedAlarm"}),
+    ),
+    Scenario(
+        "A weakening saved but not deployed",
+        _weaken_without_deploying,
+        frozenset({"ACCESS_WEAKENED", "UNDEPLOYED_POLICY_CHANGE"}),
+        frozenset({"PolicyDriftAlarm", "UndeployedPolicyChangeAlarm"}),
+    ),
+    Scenario(
+        "GET /health switched to authorization NONE",
+        _switch_to_none,
+        frozenset({"METHOD_NOT_IAM", "HEALTH_EXPLICIT_DENY"}),
+        frozenset({"PolicyDriftAlarm", "HealthCheckFailedAlarm"}),
+    ),
+    Scenario(
+        "The allowed role's own execute-api:Invoke permission removed",
+        _remove_role_permission,
+        frozenset({"HEALTH_NOT_AUTHORIZED"}),
+        frozenset({"HealthCheckFailedAlarm"}),
+    ),
+    Scenario("Restored", lambda world: world.restore(), frozenset(), frozenset()),
+]
+
+
+class Painter:
+    def __init__(self, stream: TextIO) -> None:
+        self.on = stream.isatty() and not os.environ.get("NO_COLOR")
+
+    def __call__(self, text: str, color: str) -> str:
+        codes = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+        return f"\033[{codes[color]}m{text}\033[0m" if self.on else text
+
+
+def run_demo(out: TextIO = sys.stdout) -> int:
+    paint = Painter(out)
+    started = time.monotonic()
+    alarms = template_alarms(load_template(TEMPLATE))
+    out.write(paint("apigw-access-auditor demo", "bold") + " - local AWS on loopback, no account, no network\n")
+    with LocalAws() as aws:
+        os.environ.update(aws.env)
+        world = World(aws, boto3.Session(region_name=aws.region))
+        out.write(f"  API {world.sample.api_id} stage {STAGE}, locked to {world.sample.allowed_role_arn}\n")
+        out.write(f"  outsider role {world.sample.outsider_role_arn}\n")
+        out.write(f"  alarms read from template.yaml: {', '.join(a.name for a in alarms)}\n\n")
+        failures = 0
+        for number, scenario in enumerate(SCENARIOS, 1):
+            scenario.change(world)
+            invocation = invoke_auditor(world.function_env())
+            failures += _report(out, paint, number, scenario, invocation, alarms)
+    verdict = paint("all scenarios detected as expected", "green") if not failures else paint(f"{failures} scenario(s) NOT as expected", "red")
+    out.write(f"\n{verdict} in {time.monotonic() - started:.1f}s\n")
+    return 1 if failures else 0
+
+
+def _report(out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, alarms: list[Any]) -> int:
+    out.write(paint(f"[{number}/{len(SCENARIOS)}] {scenario.title}", "bold") + "\n")
+    if run.error or run.result is None or not run.result.get("targets"):
+        out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
+        return 1
+    target = run.result["targets"][0]
+    status = target["statusCode"]
+    health = f"{status} in {target['latencyMs']:.0f} ms" if status is not None else "no answer"
+    probes = {None: "not run", True: paint("GOT IN", "red"), False: "refused"}[target["unauthorizedCallAllowed"]]
+    out.write(f"      health call {health}; negative probes {probes}\n")
+    codes = set()
+    for finding in target["findings"]:
+        codes.add(finding["code"])
+        color = {"critical": "red", "high": "red", "medium": "yellow"}.get(finding["severity"], "dim")
+        out.write(f"      {paint(finding['severity'].upper(), color)} {finding['code']}: {_short(finding['message'])}\n")
+    if not target["findings"]:
+        out.write("      findings: none\n")
+    firing = {a.name for a in alarms if evaluate(a, run.points) == "ALARM"}
+    out.write(f"      alarms in ALARM: {', '.join(sorted(firing)) or 'none'}\n")
+    relevant = {c for c in codes if not c.startswith("POLICY_REWRITTEN")}
+    ok = scenario.expect_codes <= relevant and firing == scenario.expect_alarms and (scenario.expect_codes or not relevant)
+    if ok:
+        out.write("      " + paint("as expected", "green") + "\n")
+        return 0
+    out.write("      " + paint(f"NOT as expected: wanted findings {sorted(scenario.expect_codes)} and alarms "
+                                f"{sorted(scenario.expect_alarms)}", "red") + "\n")  # fmt: skip
+    return 1
+
+
+def _short(message: str, limit: int = 150) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"

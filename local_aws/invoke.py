@@ -1,0 +1,82 @@
+"""Invoke the auditor as Lambda would, in a process of its own, and collect what it printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_aws.alarms import Datapoint, FunctionSpec, function_spec, load_template, parse_emf
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+EVENT = ROOT / "events" / "scheduled.json"
+RUNNER = Path(__file__).resolve().parent / "lambda_runner.py"
+# Variables of the caller's environment that must not reach the function: a developer's real profile, and
+# the Powertools switches that silently disable metrics.
+_SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "POWERTOOLS_DEV", "POWERTOOLS_METRICS_DISABLED")
+
+
+@dataclass
+class Invocation:
+    result: dict[str, Any] | None
+    error: str | None
+    points: list[Datapoint]
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    stdout: str = ""
+    duration_ms: float = 0.0
+
+
+def invoke_auditor(
+    env: dict[str, str],
+    *,
+    python: str = sys.executable,
+    code_dir: Path | None = None,
+    event: Path = EVENT,
+    timeout_ms: int | None = None,
+    spec: FunctionSpec | None = None,
+) -> Invocation:
+    """Run the handler named in template.yaml with ``env`` on top of a scrubbed copy of this environment.
+
+    ``code_dir`` defaults to the template's CodeUri; pass ``.aws-sam/build/AuditorFunction`` to run the
+    built package. The function's Errors metric is synthesised as Lambda would count it.
+    """
+    spec = spec or function_spec(load_template(TEMPLATE))
+    base = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("PYTHON")}
+    full_env = {
+        **base,
+        "POWERTOOLS_SERVICE_NAME": spec.service,
+        "POWERTOOLS_METRICS_NAMESPACE": spec.namespace,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
+        **env,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        completed = subprocess.run(
+            [python, str(RUNNER), "--code-dir", str(code_dir or ROOT / spec.code_uri), "--handler", spec.handler,
+             "--event", str(event), "--result", str(result_file),
+             "--timeout-ms", str(timeout_ms or spec.timeout_s * 1000), "--memory-mb", str(spec.memory_mb),
+             "--function-name", spec.logical_id],
+            env=full_env, capture_output=True, text=True, timeout=(timeout_ms or spec.timeout_s * 1000) / 1000 + 60,
+            check=False,
+        )  # fmt: skip
+        if completed.returncode != 0 or not result_file.exists():
+            raise RuntimeError(f"the Lambda runner failed ({completed.returncode}): {completed.stderr[-2000:]}")
+        outcome = json.loads(result_file.read_text())
+    lines = completed.stdout.splitlines()
+    points = parse_emf(lines)
+    points.append(Datapoint("AWS/Lambda", "Errors", (("FunctionName", spec.logical_id),), (1.0 if "error" in outcome else 0.0,)))
+    logs = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "_aws" not in record:
+            logs.append(record)
+    return Invocation(outcome.get("result"), outcome.get("error"), points, logs, completed.stdout, outcome.get("durationMs", 0.0))

@@ -1,0 +1,64 @@
+"""Run a Lambda handler the way the Python runtime does: import ``module.function`` from the code
+directory, call it with the event and a context that knows its deadline, and write what it returned.
+
+Standard library only, so it runs under the runtime's bare interpreter against a ``sam build`` artifact:
+
+    python3.13 local_aws/lambda_runner.py --code-dir .aws-sam/build/AuditorFunction \
+        --handler access_auditor.handler.lambda_handler --event events/scheduled.json --result out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+class Context:
+    def __init__(self, function_name: str, timeout_ms: int, memory_mb: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--code-dir", required=True)
+    parser.add_argument("--handler", required=True, help="module.function, as in the template's Handler")
+    parser.add_argument("--event", required=True, help="a JSON file")
+    parser.add_argument("--result", required=True, help="where to write {'result': ...} or {'error': ...}")
+    parser.add_argument("--timeout-ms", type=int, default=60000)
+    parser.add_argument("--memory-mb", type=int, default=256)
+    parser.add_argument("--function-name", default="AuditorFunction")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(args.code_dir).resolve()))
+    module_name, _, function_name = args.handler.rpartition(".")
+    outcome: dict[str, Any]
+    started = time.monotonic()
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+        event = json.loads(Path(args.event).read_text())
+        outcome = {"result": handler(event, Context(args.function_name, args.timeout_ms, args.memory_mb))}
+    except Exception as exc:  # what Lambda would count in the function's Errors metric
+        outcome = {"error": f"{type(exc).__name__}: {exc}"}
+    outcome["durationMs"] = round((time.monotonic() - started) * 1000, 1)
+    Path(args.result).write_text(json.dumps(outcome, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
