@@ -6,37 +6,17 @@ import os
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from access_auditor.audit import Ports, run_audit
-from access_auditor.aws.apigateway import ApiGateway
-from access_auditor.aws.clients import make_client
-from access_auditor.aws.cloudtrail import CloudTrail
-from access_auditor.aws.credentials import StsCredentials
 from access_auditor.config import AuditConfig, load_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
-from access_auditor.signing import new_session
+from access_auditor.wiring import build_ports
 
 logger = Logger()
 metrics = Metrics()
-
-
-def build_ports(session: boto3.Session | None = None) -> Ports:
-    """Real adapters. Clients are created once per region and kept across warm invocations."""
-    session = session or boto3.Session()
-
-    @lru_cache(maxsize=None)
-    def control_plane(region: str) -> ApiGateway:
-        return ApiGateway(make_client("apigateway", region, session))
-
-    @lru_cache(maxsize=None)
-    def history(region: str) -> CloudTrail:
-        return CloudTrail(make_client("cloudtrail", region, session))
-
-    return Ports(control_plane=control_plane, credentials=StsCredentials(session), session=new_session(), history=history)
 
 
 @lru_cache(maxsize=1)

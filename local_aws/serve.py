@@ -1,0 +1,43 @@
+"""``access-auditor demo --serve``: keep the local AWS and the sample API up for trying commands by hand."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import threading
+
+import boto3
+
+from local_aws.sample import STAGE, create_sample_api
+from local_aws.server import LocalAws
+
+
+def serve(stop: threading.Event | None = None) -> int:
+    with LocalAws() as aws:
+        os.environ.update(aws.env)
+        session = boto3.Session(region_name=aws.region)
+        sample = create_sample_api(session, aws.account)
+        creds = session.client("sts").assume_role(RoleArn=sample.allowed_role_arn, RoleSessionName="by-hand")["Credentials"]
+        env = {**aws.env, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+               "AWS_SESSION_TOKEN": creds["SessionToken"]}  # fmt: skip
+        url = aws.invoke_url(sample.api_id, STAGE)
+        lines = [
+            "# The local AWS is running. In another shell, paste these to act as the allowed role",
+            "# (temporary credentials issued by the emulated STS; they work only here):",
+            *[f"export {k}={shlex.quote(v)}" for k, v in env.items()],
+            "",
+            f"# Invoke URL of stage {STAGE}: {url}",
+            f"access-auditor call {url}/health",
+            f"access-auditor call -X POST -d '{{\"name\": \"a b\"}}' '{url}/items?q=a b&tag=x&tag=y'",
+            f"access-auditor audit --api-id {sample.api_id} --stage {STAGE} --region {aws.region} --endpoint {url} "
+            f"--role {sample.allowed_role_arn} --outsider-role {sample.outsider_role_arn}",
+            "",
+            "# Ctrl-C stops it.",
+        ]
+        print("\n".join(lines), flush=True)
+        try:
+            (stop or threading.Event()).wait()
+        except KeyboardInterrupt:
+            sys.stderr.write("stopped\n")
+    return 0

@@ -1,0 +1,1 @@
+"""The ``access-auditor`` command line."""

@@ -1,0 +1,106 @@
+"""``access-auditor audit``: one audit through exactly the code path the Lambda runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from access_auditor.audit import TargetResult, run_audit
+from access_auditor.cli.call import aws_session
+from access_auditor.config import load_config
+from access_auditor.errors import ConfigError
+from access_auditor.wiring import build_ports
+
+EXAMPLES = """examples:
+  access-auditor audit --api-id abc123 --stage prod --region us-east-1 \\
+      --role arn:aws:iam::123456789012:role/app --outsider-role arn:aws:iam::123456789012:role/other
+  access-auditor audit --config targets.json --json
+
+A config file holds the settings of the Lambda's environment: {"AUDIT_TARGETS": [{"API_ID": ...}, ...]}
+or a list of targets. Exit: 0 healthy, 1 findings, 2 bad input, 3 the state could not be established.
+"""
+_FLAGS = {
+    "api_id": "API_ID", "stage": "API_STAGE", "region": "API_REGION", "account": "API_ACCOUNT",
+    "role": "ALLOWED_ROLE_ARN", "assume_role": "ASSUME_ROLE_ARN", "outsider_role": "OUTSIDER_ROLE_ARN",
+    "health_path": "HEALTH_PATH", "health_method": "HEALTH_METHOD", "endpoint": "API_ENDPOINT",
+}  # fmt: skip
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "audit", help="audit one API, or a config file of APIs, once", description="Audit once, as the Lambda does.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--config", help="JSON file of targets (see below)")
+    parser.add_argument("--api-id")
+    parser.add_argument("--stage")
+    parser.add_argument("--region")
+    parser.add_argument("--account", help="the API's account (default: the first role's)")
+    parser.add_argument("--role", action="append", help="allowed role ARN (repeatable)")
+    parser.add_argument("--assume-role", help="sign the health call as this role, assumed through STS")
+    parser.add_argument("--outsider-role", help="role whose signed probe must be refused")
+    parser.add_argument("--health-path")
+    parser.add_argument("--health-method")
+    parser.add_argument("--endpoint", help="custom-domain base URL")
+    parser.add_argument("--no-cloudtrail", action="store_true", help="skip the undeployed-change lookup")
+    parser.add_argument("--profile", help="AWS profile")
+    parser.add_argument("--json", action="store_true", help="print the Lambda's summary as JSON")
+    parser.set_defaults(handler=run)
+
+
+def settings(args: argparse.Namespace) -> dict[str, str]:
+    """The environment-style settings the Lambda would read, from flags or a config file."""
+    values: dict[str, str] = {}
+    if args.config:
+        try:
+            raw = json.loads(Path(args.config).read_text())
+        except OSError as exc:
+            raise ConfigError(f"--config {args.config}: {exc.strerror}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config {args.config}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if isinstance(raw, list):
+            raw = {"AUDIT_TARGETS": raw}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--config {args.config}: expected a JSON object or a list of targets")
+        values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    for flag, name in _FLAGS.items():
+        value = getattr(args, flag)
+        if value:
+            values[name] = ",".join(value) if isinstance(value, list) else value
+    if args.no_cloudtrail:
+        values["CLOUDTRAIL_LOOKUP"] = "false"
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if name in os.environ and name not in values:
+            values[name] = os.environ[name]
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(settings(args))
+    results = run_audit(config, build_ports(aws_session(args.profile)))
+    if args.json:
+        print(json.dumps({"ok": all(r.ok for r in results), "targets": [r.summary() for r in results]}, indent=2))
+    else:
+        print(render_table(results))
+    if any(r.audit_error for r in results):
+        return 3
+    return 0 if all(r.ok for r in results) else 1
+
+
+def render_table(results: list[TargetResult]) -> str:
+    rows = [("API", "STAGE", "HEALTH", "LATENCY", "DRIFT", "PROBES", "VERDICT")]
+    for r in results:
+        probes = {None: "-", True: "GOT IN", False: "refused"}[r.unauthorized_call_allowed]
+        verdict = "ok" if r.ok else "ERROR" if r.audit_error else "FINDINGS"
+        latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
+        rows.append((r.target.api_id, r.target.stage, str(r.status_code or "-"), latency,
+                     "yes" if r.drift else "no", probes, verdict))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    for r in results:
+        for f in r.findings:
+            lines.append(f"{r.target.api_id}: {f.severity.value.upper()} {f.code}: {f.message}")
+    return "\n".join(lines)

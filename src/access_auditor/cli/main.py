@@ -1,0 +1,73 @@
+"""``access-auditor``: signed calls, the expected policy, one-shot audits, and the local demo.
+
+Exit codes: 0 success; 1 findings or an HTTP error status; 2 usage or bad input; 3 network or credential
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from access_auditor.errors import AwsCallError, ConfigError, CredentialsError, PolicyParseError, RequestError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"access-auditor: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> Parser:
+    from access_auditor.cli import audit, call, policy
+
+    parser = Parser(
+        prog="access-auditor",
+        description="Prove that an API Gateway REST API answers to one IAM role and nobody else.",
+        epilog="Exit codes: 0 ok, 1 findings or HTTP error status, 2 usage or bad input, 3 network or credentials.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    call.register(commands)
+    policy.register(commands)
+    audit.register(commands)
+    demo = commands.add_parser(
+        "demo",
+        help="run the product against a local emulated AWS (no account needed)",
+        description="Run every scenario of the demo against the local AWS, or keep it running with --serve.",
+        epilog="examples:\n  access-auditor demo\n  access-auditor demo --serve",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--serve", action="store_true", help="keep the local AWS running and print how to use it")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from local_aws import demo, serve
+    except ImportError as exc:
+        raise ConfigError(f"the local AWS needs the demo extras: pip install 'apigw-access-auditor[demo]' ({exc})") from exc
+    return serve.serve() if args.serve else demo.run_demo()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except (ConfigError, PolicyParseError) as exc:
+        sys.stderr.write(f"access-auditor: {exc}\n")
+        return EXIT_USAGE
+    except RequestError as exc:
+        sys.stderr.write(f"access-auditor: {exc}\n")
+        return EXIT_USAGE if exc.kind == "url" else EXIT_FAILURE
+    except (CredentialsError, AwsCallError) as exc:
+        sys.stderr.write(f"access-auditor: {exc}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,168 @@
+"""``access-auditor policy render | check | apply``: the expected resource policy, offline and live."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from access_auditor.aws.apigateway import ApiGateway
+from access_auditor.aws.clients import call, make_client
+from access_auditor.cli.call import aws_session
+from access_auditor.errors import ConfigError, PolicyParseError
+from access_auditor.policy.analysis import check_policy, representative_methods
+from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
+from access_auditor.policy.evaluator import RequestContext, decide_invoke
+from access_auditor.policy.expected import ROLE_ARN, render_expected_policy
+
+ROLE_HELP = "allowed role: an ARN, or a role name looked up in the API's account (repeatable)"
+
+
+def register(commands: Any) -> None:
+    policy = commands.add_parser("policy", help="render, check or apply the expected resource policy")
+    actions = policy.add_subparsers(dest="action", required=True, parser_class=type(policy))
+
+    render = actions.add_parser(
+        "render", help="print the expected resource policy", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  access-auditor policy render --api-arn arn:aws:execute-api:us-east-1:123456789012:abc123 "
+               "--role arn:aws:iam::123456789012:role/app\n"
+               "  access-auditor policy render --region us-east-1 --account 123456789012 --api-id abc123 --role app",
+    )  # fmt: skip
+    _api_arguments(render)
+    render.add_argument("--role", action="append", required=True, help=ROLE_HELP)
+    render.add_argument("--profile", help="AWS profile, used only to look up role names")
+    render.set_defaults(handler=run_render)
+
+    check = actions.add_parser(
+        "check", help="check a saved policy offline (exit 0 ok, 1 drift, 2 unreadable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  access-auditor policy check --policy-file saved.json --api-arn ARN --role ROLE_ARN\n"
+               "  aws apigateway get-rest-api --rest-api-id abc123 --query policy --output text | \\\n"
+               "    access-auditor policy check --policy-file - --api-arn ARN --role ROLE_ARN --json",
+    )  # fmt: skip
+    check.add_argument("--policy-file", required=True, help="plain or API Gateway-escaped JSON; - for stdin")
+    check.add_argument("--api-arn", required=True, help="arn:aws:execute-api:REGION:ACCOUNT:API_ID")
+    check.add_argument("--role", action="append", required=True, help="allowed role ARN (repeatable)")
+    check.add_argument("--stage", default="prod", help="stage the representative methods are placed in")
+    check.add_argument("--json", action="store_true", help='print {"drift": bool, "findings": [...]}')
+    check.set_defaults(handler=run_check)
+
+    apply = actions.add_parser(
+        "apply", help="save the expected policy and deploy the stage",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  access-auditor policy apply --api-id abc123 --region us-east-1 --stage prod "
+               "--role arn:aws:iam::123456789012:role/app --dry-run\n"
+               "  access-auditor policy apply --api-id abc123 --region us-east-1 --stage prod --role app",
+    )  # fmt: skip
+    apply.add_argument("--api-id", required=True)
+    apply.add_argument("--region", required=True)
+    apply.add_argument("--stage", required=True, help="stage to deploy (a saved policy does nothing until then)")
+    apply.add_argument("--role", action="append", required=True, help=ROLE_HELP)
+    apply.add_argument("--profile", help="AWS profile")
+    apply.add_argument("--dry-run", action="store_true", help="show the change and exit")
+    apply.add_argument("--force", action="store_true", help="apply even if it denies the identity running this")
+    apply.set_defaults(handler=run_apply)
+
+
+def _api_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-arn", help="arn:aws:execute-api:REGION:ACCOUNT:API_ID")
+    parser.add_argument("--region")
+    parser.add_argument("--account")
+    parser.add_argument("--api-id")
+
+
+def _api(args: argparse.Namespace) -> ApiRef:
+    if args.api_arn:
+        return ApiRef.from_arn(args.api_arn)
+    if not (args.region and args.account and args.api_id):
+        raise ConfigError("give --api-arn, or all of --region, --account and --api-id")
+    return ApiRef.from_arn(f"arn:aws:execute-api:{args.region}:{args.account}:{args.api_id}")
+
+
+def resolve_roles(names: list[str], account: str, profile: str | None, region: str) -> list[str]:
+    """ARNs pass through; a bare name is looked up with iam:GetRole, because aws:PrincipalArn carries the
+    role's path and a hand-built ARN without it would lock the role out."""
+    resolved = []
+    for name in names:
+        if name.startswith("arn:"):
+            if not ROLE_ARN.match(name):
+                raise ConfigError(f"--role {name}: not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)")
+            resolved.append(name)
+            continue
+        iam = make_client("iam", region, aws_session(profile))
+        role = call("GetRole", iam.get_role, RoleName=name)["Role"]
+        if role["Arn"].split(":")[4] != account:
+            raise ConfigError(f"--role {name}: found in account {role['Arn'].split(':')[4]}, not the API's {account}")
+        resolved.append(role["Arn"])
+    return resolved
+
+
+def run_render(args: argparse.Namespace) -> int:
+    api = _api(args)
+    roles = resolve_roles(args.role, api.account, args.profile, api.region)
+    print(json.dumps(render_expected_policy(api, roles), indent=2))
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    api = ApiRef.from_arn(args.api_arn)
+    for role in args.role:
+        if not ROLE_ARN.match(role):
+            raise ConfigError(f"--role {role}: not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)")
+    try:
+        text = sys.stdin.read() if args.policy_file == "-" else Path(args.policy_file).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--policy-file {args.policy_file}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyParseError(f"--policy-file {args.policy_file}: not UTF-8 text") from exc
+    verdict = check_policy(text, api, args.role, representative_methods(args.stage))
+    if args.json:
+        print(json.dumps({"drift": verdict.drift, "findings": [f.as_dict() for f in verdict.findings]}, indent=2))
+    else:
+        print("drift" if verdict.drift else "ok: the policy enforces exactly the expected restriction")
+        for finding in verdict.findings:
+            print(f"  {finding.severity.value.upper():8} {finding.code}: {finding.message}")
+    return 1 if verdict.drift else 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    session = aws_session(args.profile)
+    plane = ApiGateway(make_client("apigateway", args.region, session))
+    identity = call("GetCallerIdentity", make_client("sts", args.region, session).get_caller_identity)
+    api = ApiRef(args.region, identity["Account"], args.api_id)
+    roles = resolve_roles(args.role, api.account, args.profile, args.region)
+    new = render_expected_policy(api, roles)
+    saved_text = plane.get_policy(args.api_id)
+    saved = parse_policy_text(saved_text) if saved_text else None
+    before = json.dumps(saved, indent=2, sort_keys=True).splitlines() if saved else []
+    after = json.dumps(new, indent=2, sort_keys=True).splitlines()
+    diff = list(difflib.unified_diff(before, after, "saved policy", "expected policy", lineterm=""))
+    if args.dry_run:
+        print("\n".join(diff) if diff else "the saved policy is already the expected one")
+        return 0
+    caller = _principal_arn(identity["Arn"], session, args.region)
+    method_arn = f"{api.arn}/{args.stage}/GET/"
+    decision = decide_invoke(load_policy(new, api), "AWS_IAM", RequestContext(caller, identity["Account"]),
+                             method_arn, api.account, identity_allowed=True)  # fmt: skip
+    if not decision.allowed and not args.force:
+        sys.stderr.write(f"access-auditor: refusing: the new policy would deny you ({caller}), locking you out of "
+                         "the API; add --role for yourself or pass --force\n")  # fmt: skip
+        return 2
+    deployment = plane.apply_policy(args.api_id, args.stage, json.dumps(new))
+    print(f"saved the expected policy on {args.api_id} and deployed stage {args.stage} (deployment {deployment})")
+    return 0
+
+
+def _principal_arn(caller_arn: str, session: Any, region: str) -> str:
+    """aws:PrincipalArn for the caller: an assumed-role session maps to its role, path included."""
+    parts = caller_arn.split(":")
+    if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        name = parts[5].split("/")[1]
+        try:
+            return str(call("GetRole", make_client("iam", region, session).get_role, RoleName=name)["Role"]["Arn"])
+        except Exception:  # no iam:GetRole permission: the path is unknown, assume none
+            return f"arn:aws:iam::{parts[4]}:role/{name}"
+    return caller_arn
