@@ -54,6 +54,9 @@ def create_sample_api(session: boto3.Session, account: str) -> SampleApi:
         resource = apigw.create_resource(restApiId=api_id, parentId=root["id"], pathPart=path)
         for verb in verbs:
             add_method(apigw, api_id, resource["id"], verb)
+    files = apigw.create_resource(restApiId=api_id, parentId=root["id"], pathPart="files")
+    named = apigw.create_resource(restApiId=api_id, parentId=files["id"], pathPart="{name}")
+    add_method(apigw, api_id, named["id"], "GET")
     sample = SampleApi(api_id, STAGE, region, account, roles["orders-auditor"], roles["someone-else"])
     save_policy(apigw, api_id, sample.expected_policy())
     apigw.create_deployment(restApiId=api_id, stageName=STAGE)

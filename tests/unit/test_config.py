@@ -1,0 +1,56 @@
+"""Bad configuration fails at start-up with an error naming the variable and what was expected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from access_auditor.config import load_config
+from access_auditor.errors import ConfigError
+
+GOOD = {"API_ID": "abc123", "API_STAGE": "prod", "AWS_REGION": "us-east-1",
+        "ALLOWED_ROLE_ARN": "arn:aws:iam::123456789012:role/team/app"}  # fmt: skip
+
+
+def test_defaults_and_invoke_url() -> None:
+    target = load_config(GOOD).targets[0]
+    assert target.health_url == "https://abc123.execute-api.us-east-1.amazonaws.com/prod/health"
+    assert target.account == "123456789012" and target.health_method == "GET"
+    assert 204 in target.expected_status and 302 not in target.expected_status
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"API_ID": ""}, "API_ID"),
+        ({"API_ID": "ABC 123"}, "API_ID"),
+        ({"API_STAGE": "prod/x"}, "API_STAGE"),
+        ({"AWS_REGION": "", "API_REGION": ""}, "API_REGION"),
+        ({"ALLOWED_ROLE_ARN": "arn:aws:iam::123456789012:user/bob"}, "ALLOWED_ROLE_ARN"),
+        ({"HEALTH_PATH": "health"}, "HEALTH_PATH"),
+        ({"HEALTH_METHOD": "FETCH"}, "HEALTH_METHOD"),
+        ({"API_ENDPOINT": "http://api.example.com"}, "API_ENDPOINT"),
+        ({"EXPECTED_STATUS": "2xx"}, "EXPECTED_STATUS"),
+        ({"HTTP_READ_TIMEOUT": "-1"}, "HTTP_READ_TIMEOUT"),
+        ({"CLOUDTRAIL_LOOKUP": "maybe"}, "CLOUDTRAIL_LOOKUP"),
+        ({"AUDIT_TARGETS": "[{"}, "AUDIT_TARGETS"),
+        ({"AUDIT_TARGETS": json.dumps([{"API_ID": "x1", "STAGE": "prod"}])}, "AUDIT_TARGETS[0]"),
+        ({"ASSUME_ROLE_ARN": "role/app"}, "ASSUME_ROLE_ARN"),
+    ],
+)
+def test_bad_values_name_the_variable(override: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({**GOOD, **override})
+    assert named in str(info.value)
+
+
+def test_http_endpoint_allowed_for_loopback_only() -> None:
+    target = load_config({**GOOD, "API_ENDPOINT": "http://127.0.0.1:8080/abc123/prod"}).targets[0]
+    assert target.health_url == "http://127.0.0.1:8080/abc123/prod/health"
+
+
+def test_audit_targets_inherit_shared_settings() -> None:
+    env = {**GOOD, "AUDIT_TARGETS": json.dumps([{"API_ID": "one1"}, {"API_ID": "two2", "API_STAGE": "dev"}])}
+    targets = load_config(env).targets
+    assert [(t.api_id, t.stage) for t in targets] == [("one1", "prod"), ("two2", "dev")]

@@ -1,0 +1,89 @@
+"""Control-plane failures are audit errors, never drift; calls the emulator cannot serve use Stubber."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+
+import boto3
+import requests
+from botocore.credentials import ReadOnlyCredentials
+from botocore.stub import Stubber
+
+from access_auditor.audit import Ports, run_audit
+from access_auditor.aws.apigateway import ApiGateway
+from access_auditor.aws.cloudtrail import CloudTrail
+from access_auditor.config import load_config
+
+ENV = {"API_ID": "abc123", "API_STAGE": "prod", "AWS_REGION": "us-east-1",
+       "ALLOWED_ROLE_ARN": "arn:aws:iam::123456789012:role/app", "API_ENDPOINT": "http://127.0.0.1:9/abc123/prod",
+       "HTTP_CONNECT_TIMEOUT": "0.5"}  # fmt: skip
+
+
+class FixedCredentials:
+    def credentials(self, role_arn: str | None) -> ReadOnlyCredentials:
+        return ReadOnlyCredentials("AKIDEXAMPLE", "secret", None)
+
+
+def client(service: str) -> object:
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+
+
+def test_throttling_is_an_audit_error_not_drift() -> None:
+    apigw = client("apigateway")
+    with Stubber(apigw) as stub:
+        stub.add_client_error("get_rest_api", "TooManyRequestsException", "Too Many Requests", 429,
+                              expected_params={"restApiId": "abc123"})  # fmt: skip
+        ports = Ports(control_plane=lambda region: ApiGateway(apigw), credentials=FixedCredentials(), session=requests.Session())
+        [result] = run_audit(load_config(ENV), ports)
+    assert result.audit_error and not result.drift
+    message = next(f.message for f in result.findings if f.code == "AUDIT_ERROR")
+    assert "throttled" in message and "not drifted" in message
+
+
+def test_access_denied_names_the_operation() -> None:
+    apigw = client("apigateway")
+    with Stubber(apigw) as stub:
+        stub.add_client_error("get_rest_api", "AccessDeniedException", "not allowed", 403)
+        ports = Ports(control_plane=lambda region: ApiGateway(apigw), credentials=FixedCredentials(), session=requests.Session())
+        [result] = run_audit(load_config(ENV), ports)
+    assert result.audit_error
+    assert any("GetRestApi failed: AccessDeniedException" in f.message for f in result.findings)
+
+
+def test_cloudtrail_finds_policy_changes_after_the_deployment_only() -> None:
+    trail = client("cloudtrail")
+    deployed = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+
+    def event(name: str, minutes: int, api: str, path: str) -> dict[str, object]:
+        detail = {"requestParameters": {"restApiId": api, "patchOperations": [{"op": "replace", "path": path}]}}
+        return {"EventName": name, "EventTime": deployed + dt.timedelta(minutes=minutes), "Username": "alice",
+                "CloudTrailEvent": json.dumps(detail)}  # fmt: skip
+
+    with Stubber(trail) as stub:
+        stub.add_response("lookup_events", {"Events": [
+            event("UpdateRestApi", 5, "abc123", "/policy"),       # counts
+            event("UpdateRestApi", 6, "abc123", "/description"),  # not the policy
+            event("UpdateRestApi", 7, "other1", "/policy"),       # another API
+            event("UpdateRestApi", 0, "abc123", "/policy"),       # same second as the deployment
+        ]})  # fmt: skip
+        changes = CloudTrail(trail).policy_changes_since("abc123", deployed)
+    assert [(c.event_name, c.actor) for c in changes] == [("UpdateRestApi", "alice")]
+
+
+def test_deadline_reports_unfinished_targets_and_returns() -> None:
+    release = threading.Event()
+
+    class Hanging:
+        def credentials(self, role_arn: str | None) -> ReadOnlyCredentials:
+            release.wait(10)
+            return ReadOnlyCredentials("AKIDEXAMPLE", "secret", None)
+
+    ports = Ports(control_plane=lambda region: None, credentials=Hanging(), session=requests.Session())  # type: ignore[arg-type,return-value]
+    config = load_config(ENV)
+    try:
+        [result] = run_audit(config, ports, remaining_ms=lambda: config.deadline_margin_ms + 200)
+    finally:
+        release.set()
+    assert result.audit_error and result.findings[0].code == "AUDIT_DEADLINE"
