@@ -1,0 +1,44 @@
+"""`sam build` with the runtime's interpreter, then the built package imported and run as Lambda would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_aws.invoke import TEMPLATE, invoke_auditor
+from tests.harness import Harness, harness  # noqa: F401 - the fixture
+
+ROOT = TEMPLATE.parent
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    python313 = shutil.which("python3.13")
+    assert python313, "python3.13 (the Lambda runtime) must be on PATH; `make test` puts pyenv's there"
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    sam = shutil.which("sam", path=str(Path(sys.executable).parent)) or "sam"
+    run = subprocess.run([sam, "build", "--template", str(TEMPLATE), "--build-dir", str(build_dir)], cwd=ROOT,
+                         capture_output=True, text=True, check=False, env={**os.environ, "SAM_CLI_TELEMETRY": "0"})  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return build_dir / "AuditorFunction"
+
+
+def test_package_holds_the_auditor_and_nothing_of_the_emulator(built: Path) -> None:
+    assert (built / "access_auditor" / "handler.py").exists()
+    assert (built / "aws_lambda_powertools").is_dir() and (built / "requests").is_dir()
+    for unwanted in ("moto", "local_aws", "tests", "werkzeug", "flask"):
+        assert not (built / unwanted).exists(), unwanted
+
+
+def test_built_handler_runs_under_the_runtime_interpreter(built: Path, harness: Harness) -> None:
+    python313 = shutil.which("python3.13")
+    assert python313
+    run = invoke_auditor(harness.function_env(), python=python313, code_dir=built)
+    assert run.error is None, run.error
+    assert run.result is not None and run.result["ok"] is True
+    assert run.result["targets"][0]["statusCode"] == 200

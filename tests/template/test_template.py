@@ -1,0 +1,132 @@
+"""template.yaml: linted, translated, and its alarms watch metrics the handler really emits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_aws.alarms import evaluate, load_template, template_alarms
+from local_aws.invoke import TEMPLATE, invoke_auditor
+from tests.harness import Harness, harness  # noqa: F401 - the fixture
+
+ROOT = TEMPLATE.parent
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert path, f"{name} is not installed; run `make test`, which installs it"
+    return path
+
+
+def test_cfn_lint_passes() -> None:
+    run = subprocess.run([tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_sam_validate_lint_passes_offline() -> None:
+    run = subprocess.run([tool("sam"), "validate", "--lint", "--template", str(TEMPLATE)], cwd=ROOT,
+                         capture_output=True, text=True, check=False, env={**os.environ, "SAM_CLI_TELEMETRY": "0"})  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.fixture(autouse=True)
+def _region(monkeypatch: pytest.MonkeyPatch) -> None:
+    # samtranslator resolves pseudo parameters such as AWS::Region from boto3's default region.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def translated() -> dict[str, Any]:
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = load_template(TEMPLATE)
+    # As `sam package` does: the local CodeUri becomes an uploaded artifact.
+    template["Resources"]["AuditorFunction"]["Properties"]["CodeUri"] = "s3://artifacts/auditor.zip"
+    output: dict[str, Any] = transform(template, {}, NoManagedPolicies())
+    return output
+
+
+def test_translation_yields_a_scheduled_function_with_least_privilege_statements() -> None:
+    resources = translated()["Resources"]
+    function = resources["AuditorFunction"]["Properties"]
+    assert function["Runtime"] == "python3.13" and function["Architectures"] == ["arm64"]
+    schedules = [r for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert len(schedules) == 1
+    target = schedules[0]["Properties"]["Target"]
+    assert "<aws.scheduler.execution-id>" in target["Input"]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def _statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        docs = [props.get("PolicyDocument")] + [p.get("PolicyDocument") for p in props.get("Policies", [])]
+        for doc in filter(None, docs):
+            for statement in doc["Statement"]:
+                if isinstance(statement, dict) and "Fn::If" in statement:
+                    statement = statement["Fn::If"][1]
+                if statement.get("Action") == "sts:AssumeRole" and "Principal" in statement:
+                    continue  # a trust policy
+                found.append((name, statement))
+    return found
+
+
+def test_every_wildcard_resource_carries_a_reason_in_the_template() -> None:
+    text = TEMPLATE.read_text()
+    for name, statement in _statements(translated()["Resources"]):
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:
+            # THEN the template says why AWS needs it, right above the statement
+            sid = statement.get("Sid", "")
+            before = text[: text.index(f"Sid: {sid}")] if sid else ""
+            assert "AWS requires" in "\n".join(before.splitlines()[-2:]), f"{name}: * resource without a reason"
+
+
+def test_alarms_watch_exactly_what_the_handler_emits(harness: Harness) -> None:
+    # GIVEN a captured healthy run and a captured bad run (every optional metric present)
+    healthy = invoke_auditor(harness.function_env())
+    doc = json.loads(harness.sample.expected_policy())
+    doc["Statement"] = []
+    harness.save_and_deploy(json.dumps(doc))
+    try:
+        bad = invoke_auditor(harness.function_env())
+    finally:
+        harness.restore()
+    emitted = {(p.namespace, p.metric, p.dimensions) for p in healthy.points + bad.points}
+    # THEN every alarm's namespace, metric name and whole dimension set is one the handler emitted
+    for alarm in template_alarms(load_template(TEMPLATE)):
+        assert (alarm.namespace, alarm.metric, alarm.dimensions) in emitted, alarm.name
+    assert {a.name for a in template_alarms(load_template(TEMPLATE)) if evaluate(a, healthy.points) == "ALARM"} == set()
+
+
+def test_alarm_verdicts_follow_the_template_not_a_copy(harness: Harness, tmp_path: Path) -> None:
+    run = invoke_auditor(harness.function_env())
+    template = load_template(TEMPLATE)
+    drift = next(a for a in template_alarms(template) if a.name == "PolicyDriftAlarm")
+    assert evaluate(drift, run.points) == "OK"
+    # WHEN the alarm's threshold is changed in the template, so that 0 breaches
+    template["Resources"]["PolicyDriftAlarm"]["Properties"]["Threshold"] = 0
+    changed = next(a for a in template_alarms(template) if a.name == "PolicyDriftAlarm")
+    assert evaluate(changed, run.points) == "ALARM"
+    # WHEN an alarm names a dimension set that is not emitted, it never sees data
+    template["Resources"]["PolicyDriftAlarm"]["Properties"]["Dimensions"].append({"Name": "ApiId", "Value": "x"})
+    orphan = next(a for a in template_alarms(template) if a.name == "PolicyDriftAlarm")
+    assert evaluate(orphan, run.points) == "OK"  # notBreaching with no data: green forever
+
+
+@pytest.mark.parametrize("missing", ["AuditHeartbeat"])
+def test_a_silent_auditor_trips_the_heartbeat_alarm(missing: str) -> None:
+    alarms = {a.name: a for a in template_alarms(load_template(TEMPLATE))}
+    assert evaluate(alarms["HeartbeatAlarm"], []) == "ALARM"
