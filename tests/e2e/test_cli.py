@@ -1,0 +1,187 @@
+"""The command line as a user runs it: every README example, profiles, exit codes, and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from access_auditor.cli.main import main
+from local_aws.sample import STAGE
+from tests.harness import Harness, harness  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "access-auditor")
+
+
+def readme_examples() -> list[tuple[str, int]]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- cli-examples:begin -->")[1].split("<!-- cli-examples:end -->")[0]
+    examples = []
+    for line in block.splitlines():
+        if line.startswith("access-auditor "):
+            exit_code = re.search(r"# exit (\d)", line)
+            examples.append((line, int(exit_code[1]) if exit_code else 0))
+    return examples
+
+
+def shell_env(harness: Harness) -> dict[str, str]:
+    function = harness.function_env()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {
+        **keep, **harness.aws.env,
+        "AWS_ACCESS_KEY_ID": function["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": function["AWS_SECRET_ACCESS_KEY"],
+        "AWS_SESSION_TOKEN": function["AWS_SESSION_TOKEN"], "PATH": f"{Path(CLI).parent}:{os.environ['PATH']}",
+        "URL": harness.url, "API_ID": harness.sample.api_id, "REGION": harness.aws.region,
+        "API_ARN": harness.sample.api.arn, "ROLE": harness.sample.allowed_role_arn,
+        "OUTSIDER": harness.sample.outsider_role_arn,
+    }  # fmt: skip
+
+
+def test_readme_has_examples() -> None:
+    assert len(readme_examples()) >= 10
+
+
+def test_every_readme_example_runs_as_documented(harness: Harness, tmp_path: Path) -> None:
+    env = shell_env(harness)
+    try:
+        for command, expected in readme_examples():
+            run = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+            assert run.returncode == expected, f"{command}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+            assert "Traceback" not in run.stderr, command
+            for secret in (env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"]):
+                assert secret not in run.stdout + run.stderr, command
+    finally:
+        harness.restore()
+    # and they did what they promise
+    assert json.loads((tmp_path / "reply.json").read_text())["path"] == "/files/report 2026.pdf"
+    rendered = json.loads((tmp_path / "expected.json").read_text())
+    assert rendered["Statement"][0]["Condition"]["StringNotEquals"]["aws:PrincipalArn"] == harness.sample.allowed_role_arn
+
+
+def test_verbose_call_shows_the_canonical_request_without_secrets(harness: Harness, tmp_path: Path) -> None:
+    env = shell_env(harness)
+    run = subprocess.run([CLI, "call", "--region", harness.aws.region, "-v", f"{harness.url}/items?q=a b"],
+                         env=env, capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "q=a%20b" in run.stderr and "x-amz-security-token:<redacted>" in run.stderr
+    assert "Signature=<redacted>" in run.stderr
+    assert env["AWS_SESSION_TOKEN"] not in run.stderr and env["AWS_SECRET_ACCESS_KEY"] not in run.stderr
+
+
+def test_assume_role_profile_is_honoured(harness: Harness, tmp_path: Path) -> None:
+    # GIVEN shared files whose profile assumes the allowed role from base credentials, through moto's STS
+    (tmp_path / "config").write_text(
+        f"[profile app]\nrole_arn = {harness.sample.allowed_role_arn}\nsource_profile = base\nregion = us-east-1\n"
+        "[profile base]\nregion = us-east-1\n"
+    )
+    (tmp_path / "credentials").write_text("[base]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {k: v for k, v in shell_env(harness).items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    env.update(AWS_CONFIG_FILE=str(tmp_path / "config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
+    run = subprocess.run([CLI, "call", "--profile", "app", f"{harness.url}/health"], env=env,
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    # THEN the call is signed as the role (the gateway names the caller)
+    assert run.returncode == 0, run.stderr
+    assert "assumed-role/orders-auditor/" in json.loads(run.stdout)["caller"]
+    # and an unknown profile is a usage error naming it
+    bad = subprocess.run([CLI, "call", "--profile", "nope", f"{harness.url}/health"], env=env,
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_call_without_credentials_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["call", "--region", "us-east-1", "http://127.0.0.1:9/x"]) == 3
+    assert "no AWS credentials" in capsys.readouterr().err
+
+
+def test_call_to_a_dead_endpoint_is_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    assert main(["call", "--region", "us-east-1", "--timeout", "1", "http://127.0.0.1:9/x"]) == 3
+    assert "could not connect" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("not json at all", 2), ('{"Statement": [{"Effect": "Allow"}]}', 2), ('{"Version": "2012-10-17", "Statement": []}', 1)],
+)
+def test_policy_check_exit_codes(tmp_path: Path, content: str, expected: int, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "p.json"
+    policy.write_text(content)
+    code = main(["policy", "check", "--policy-file", str(policy), "--api-arn",
+                 "arn:aws:execute-api:us-east-1:123456789012:abc123", "--role", "arn:aws:iam::123456789012:role/app"])  # fmt: skip
+    assert code == expected
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+
+
+def test_policy_check_reads_stdin_in_the_escaped_form(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    escaped = ('{\\"Version\\":\\"2012-10-17\\",\\"Statement\\":[{\\"Effect\\":\\"Deny\\",\\"Principal\\":\\"*\\",'
+               '\\"Action\\":\\"execute-api:Invoke\\",\\"Resource\\":\\"arn:aws:execute-api:us-east-1:123456789012:abc123\\/*\\",'
+               '\\"Condition\\":{\\"StringNotEquals\\":{\\"aws:PrincipalArn\\":\\"arn:aws:iam::123456789012:role\\/app\\"}}}]}')  # fmt: skip
+    monkeypatch.setattr("sys.stdin", io.StringIO(escaped))
+    code = main(["policy", "check", "--policy-file", "-", "--json", "--api-arn",
+                 "arn:aws:execute-api:us-east-1:123456789012:abc123", "--role", "arn:aws:iam::123456789012:role/app"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == {"drift": False, "findings": []}
+
+
+def test_audit_reports_findings_with_exit_1(harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in shell_env(harness).items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    harness.save_and_deploy(json.dumps({"Version": "2012-10-17", "Statement": []}))
+    try:
+        code = main(["audit", "--api-id", harness.sample.api_id, "--stage", STAGE, "--region", harness.aws.region,
+                     "--role", harness.sample.allowed_role_arn, "--outsider-role", harness.sample.outsider_role_arn,
+                     "--endpoint", harness.url])  # fmt: skip
+    finally:
+        harness.restore()
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "OUTSIDER_CALL_ALLOWED" in out and "ACCESS_WEAKENED" in out
+
+
+def test_audit_bad_config_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "targets.json"
+    config.write_text(json.dumps([{"API_ID": "abc123", "API_STAGE": "prod"}]))
+    assert main(["audit", "--config", str(config)]) == 2
+    assert "ALLOWED_ROLE_ARN is required" in capsys.readouterr().err
+
+
+def test_demo_detects_every_scenario() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    run = subprocess.run([CLI, "demo"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("\n      as expected") == 6 and "NOT as expected" not in run.stdout
+    assert "\033[" not in run.stdout  # no colour codes when not on a terminal
+
+
+def test_serve_prints_what_a_person_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    from local_aws.serve import serve
+
+    stop = threading.Event()
+    worker = threading.Thread(target=serve, args=(stop,))
+    worker.start()
+    printed = ""
+    try:
+        for _ in range(200):
+            printed += capsys.readouterr().out
+            if "Ctrl-C" in printed or not worker.is_alive():
+                break
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    # THEN the credentials to act as the allowed role, and the README's variables, are printed
+    assert "export AWS_SESSION_TOKEN=" in printed and "export URL=http://127.0.0.1:" in printed
+    assert "access-auditor call " in printed
