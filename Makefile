@@ -25,7 +25,7 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(LOCAL_ENV) $(BIN)/access-auditor demo --serve
 
-test: $(STAMP)
+test: lint typecheck
 	$(LOCAL_ENV) $(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -43,7 +43,7 @@ validate: $(STAMP)
 	$(BIN)/sam validate --lint
 
 bench: $(STAMP)
-	$(LOCAL_ENV) $(BIN)/python -m pytest benchmarks --benchmark-only -p no:randomly -o testpaths=benchmarks
+	$(LOCAL_ENV) $(BIN)/python -m pytest benchmarks --benchmark-only -o testpaths=benchmarks
 
 deploy: build
 	$(BIN)/sam deploy --guided

@@ -65,7 +65,7 @@ def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None =
 
     def resolve(value: Any) -> str:
         if isinstance(value, dict) and "Ref" in value:
-            return params.get(value["Ref"], value["Ref"])
+            return str(params.get(value["Ref"], value["Ref"]))
         return str(value)
 
     alarms = []
@@ -78,7 +78,9 @@ def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None =
                 name=name,
                 namespace=resolve(props["Namespace"]),
                 metric=resolve(props["MetricName"]),
-                dimensions=tuple(sorted((d["Name"], resolve(d["Value"])) for d in props.get("Dimensions", []))),
+                dimensions=tuple(
+                    sorted((d["Name"], resolve(d["Value"])) for d in props.get("Dimensions", []))
+                ),
                 statistic=props["Statistic"],
                 threshold=float(props["Threshold"]),
                 comparison=props["ComparisonOperator"],
@@ -103,7 +105,9 @@ def parse_emf(lines: Iterable[str]) -> list[Datapoint]:
                 dims = tuple(sorted((d, str(record[d])) for d in dimension_set))
                 for metric in directive.get("Metrics", []):
                     raw = record.get(metric["Name"])
-                    values = tuple(float(v) for v in (raw if isinstance(raw, list) else [raw]))
+                    values = tuple(
+                        float(v) for v in (raw if isinstance(raw, list) else [raw]) if v is not None
+                    )
                     points.append(Datapoint(directive["Namespace"], metric["Name"], dims, values))
     return points
 

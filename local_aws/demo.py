@@ -19,7 +19,15 @@ import boto3
 
 from local_aws.alarms import evaluate, load_template, template_alarms
 from local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
-from local_aws.sample import INVOKE_POLICY, STAGE, SampleApi, add_method, create_sample_api, grant_invoke, save_policy
+from local_aws.sample import (
+    INVOKE_POLICY,
+    STAGE,
+    SampleApi,
+    add_method,
+    create_sample_api,
+    grant_invoke,
+    save_policy,
+)
 from local_aws.server import LocalAws
 
 
@@ -47,11 +55,17 @@ class World:
     def weakened_policy(self) -> str:
         doc = json.loads(self.sample.expected_policy())
         # The console edit people make "to let the other team in": any role of the account.
-        doc["Statement"][0]["Condition"] = {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{self.aws.account}:role/*"}}
+        doc["Statement"][0]["Condition"] = {
+            "StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{self.aws.account}:role/*"}
+        }
         return json.dumps(doc)
 
     def set_health_authorization(self, authorization: str) -> None:
-        resource = next(r for r in self.apigw.get_resources(restApiId=self.sample.api_id)["items"] if r["path"] == "/health")
+        resource = next(
+            r
+            for r in self.apigw.get_resources(restApiId=self.sample.api_id)["items"]
+            if r["path"] == "/health"
+        )
         self.apigw.delete_method(restApiId=self.sample.api_id, resourceId=resource["id"], httpMethod="GET")
         add_method(self.apigw, self.sample.api_id, resource["id"], "GET", authorization)
 
@@ -64,7 +78,9 @@ class World:
     def function_env(self) -> dict[str, str]:
         """Mode 1 of the template: the function runs as the allowed role, so its own credentials are the
         role's session credentials, as Lambda would provide them."""
-        creds = self.sts.assume_role(RoleArn=self.sample.allowed_role_arn, RoleSessionName="AuditorFunction")["Credentials"]
+        creds = self.sts.assume_role(RoleArn=self.sample.allowed_role_arn, RoleSessionName="AuditorFunction")[
+            "Credentials"
+        ]
         return {
             **self.aws.env,
             "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
@@ -106,7 +122,9 @@ def _switch_to_none(world: World) -> None:
 
 def _remove_role_permission(world: World) -> None:
     world.restore()
-    world.iam.delete_role_policy(RoleName=world.sample.allowed_role_arn.rsplit("/", 1)[1], PolicyName=INVOKE_POLICY)
+    world.iam.delete_role_policy(
+        RoleName=world.sample.allowed_role_arn.rsplit("/", 1)[1], PolicyName=INVOKE_POLICY
+    )
 
 
 SCENARIOS = [
@@ -152,7 +170,9 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     paint = Painter(out)
     started = time.monotonic()
     alarms = template_alarms(load_template(TEMPLATE))
-    out.write(paint("apigw-access-auditor demo", "bold") + " - local AWS on loopback, no account, no network\n")
+    out.write(
+        paint("apigw-access-auditor demo", "bold") + " - local AWS on loopback, no account, no network\n"
+    )
     with LocalAws() as aws:
         os.environ.update(aws.env)
         world = World(aws, boto3.Session(region_name=aws.region))
@@ -164,12 +184,18 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             scenario.change(world)
             invocation = invoke_auditor(world.function_env())
             failures += _report(out, paint, number, scenario, invocation, alarms)
-    verdict = paint("all scenarios detected as expected", "green") if not failures else paint(f"{failures} scenario(s) NOT as expected", "red")
+    verdict = (
+        paint("all scenarios detected as expected", "green")
+        if not failures
+        else paint(f"{failures} scenario(s) NOT as expected", "red")
+    )
     out.write(f"\n{verdict} in {time.monotonic() - started:.1f}s\n")
     return 1 if failures else 0
 
 
-def _report(out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, alarms: list[Any]) -> int:
+def _report(
+    out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, alarms: list[Any]
+) -> int:
     out.write(paint(f"[{number}/{len(SCENARIOS)}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None or not run.result.get("targets"):
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
@@ -177,19 +203,27 @@ def _report(out: TextIO, paint: Painter, number: int, scenario: Scenario, run: I
     target = run.result["targets"][0]
     status = target["statusCode"]
     health = f"{status} in {target['latencyMs']:.0f} ms" if status is not None else "no answer"
-    probes = {None: "not run", True: paint("GOT IN", "red"), False: "refused"}[target["unauthorizedCallAllowed"]]
+    probes = {None: "not run", True: paint("GOT IN", "red"), False: "refused"}[
+        target["unauthorizedCallAllowed"]
+    ]
     out.write(f"      health call {health}; negative probes {probes}\n")
     codes = set()
     for finding in target["findings"]:
         codes.add(finding["code"])
         color = {"critical": "red", "high": "red", "medium": "yellow"}.get(finding["severity"], "dim")
-        out.write(f"      {paint(finding['severity'].upper(), color)} {finding['code']}: {_short(finding['message'])}\n")
+        out.write(
+            f"      {paint(finding['severity'].upper(), color)} {finding['code']}: {_short(finding['message'])}\n"
+        )
     if not target["findings"]:
         out.write("      findings: none\n")
     firing = {a.name for a in alarms if evaluate(a, run.points) == "ALARM"}
     out.write(f"      alarms in ALARM: {', '.join(sorted(firing)) or 'none'}\n")
     relevant = {c for c in codes if not c.startswith("POLICY_REWRITTEN")}
-    ok = scenario.expect_codes <= relevant and firing == scenario.expect_alarms and (scenario.expect_codes or not relevant)
+    ok = (
+        scenario.expect_codes <= relevant
+        and firing == scenario.expect_alarms
+        and (scenario.expect_codes or not relevant)
+    )
     if ok:
         out.write("      " + paint("as expected", "green") + "\n")
         return 0

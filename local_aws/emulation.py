@@ -71,9 +71,9 @@ def install() -> None:
             _record("UpdateRestApi", function_id, patch_operations)
         return result
 
-    apigw.APIGatewayBackend.create_deployment = create_deployment
-    apigw.APIGatewayBackend.update_rest_api = update_rest_api
-    CloudTrailResponse.lookup_events = _lookup_events
+    apigw.APIGatewayBackend.create_deployment = create_deployment  # type: ignore[method-assign]
+    apigw.APIGatewayBackend.update_rest_api = update_rest_api  # type: ignore[method-assign]
+    CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
 
 
 def stored_form(text: str, api: ApiRef) -> str:
@@ -81,7 +81,9 @@ def stored_form(text: str, api: ApiRef) -> str:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequestException(f"Invalid policy document. Please check the policy syntax and try again. ({exc.msg})") from exc
+        raise BadRequestException(
+            f"Invalid policy document. Please check the policy syntax and try again. ({exc.msg})"
+        ) from exc
 
     def rewrite(value: Any, principal: bool = False) -> Any:
         if isinstance(value, list):
@@ -110,7 +112,10 @@ def stored_form(text: str, api: ApiRef) -> str:
 def _record(name: str, api_id: str, patch_operations: list[dict[str, Any]]) -> None:
     # CloudTrail keeps event times to the second.
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    detail = {"eventName": name, "requestParameters": {"restApiId": api_id, "patchOperations": patch_operations}}
+    detail = {
+        "eventName": name,
+        "requestParameters": {"restApiId": api_id, "patchOperations": patch_operations},
+    }
     with _lock:
         EVENTS.append(
             {

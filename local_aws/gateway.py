@@ -46,7 +46,7 @@ class Gateway:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -153,7 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = "/" + unquote(parts[3]) if len(parts) > 3 else "/"
         route = _route(snapshot, self.command, path) if snapshot else None
         if found is None or snapshot is None or route is None:
-            return self._reply(403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException")
+            return self._reply(
+                403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException"
+            )
         region, api = found
         api_ref = ApiRef(region, self.gateway.account, api.id)
         method_arn = f"{api_ref.arn}/{parts[2]}/{self.command}/{path.lstrip('/')}"
@@ -172,7 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
             display = caller.display_arn
             context = RequestContext(principal_arn=caller.principal_arn, account=caller.account,
                                      source_ip=self.client_address[0])  # fmt: skip
-            identity = [load_policy(parse_policy_text(doc), None, resource_policy=False) for doc in caller.policies]
+            identity = [
+                load_policy(parse_policy_text(doc), None, resource_policy=False) for doc in caller.policies
+            ]
             identity_ok = identity_allows(identity, context, method_arn)
         policy = load_policy(parse_policy_text(snapshot.policy), api_ref) if snapshot.policy else None
         decision = decide_invoke(policy, authorization_type, context, method_arn, self.gateway.account,

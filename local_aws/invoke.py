@@ -19,7 +19,13 @@ EVENT = ROOT / "events" / "scheduled.json"
 RUNNER = Path(__file__).resolve().parent / "lambda_runner.py"
 # Variables of the caller's environment that must not reach the function: a developer's real profile, and
 # the Powertools switches that silently disable metrics.
-_SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "POWERTOOLS_DEV", "POWERTOOLS_METRICS_DISABLED")
+_SCRUB = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "POWERTOOLS_DEV",
+    "POWERTOOLS_METRICS_DISABLED",
+)
 
 
 @dataclass
@@ -66,11 +72,20 @@ def invoke_auditor(
             check=False,
         )  # fmt: skip
         if completed.returncode != 0 or not result_file.exists():
-            raise RuntimeError(f"the Lambda runner failed ({completed.returncode}): {completed.stderr[-2000:]}")
+            raise RuntimeError(
+                f"the Lambda runner failed ({completed.returncode}): {completed.stderr[-2000:]}"
+            )
         outcome = json.loads(result_file.read_text())
     lines = completed.stdout.splitlines()
     points = parse_emf(lines)
-    points.append(Datapoint("AWS/Lambda", "Errors", (("FunctionName", spec.logical_id),), (1.0 if "error" in outcome else 0.0,)))
+    points.append(
+        Datapoint(
+            "AWS/Lambda",
+            "Errors",
+            (("FunctionName", spec.logical_id),),
+            (1.0 if "error" in outcome else 0.0,),
+        )
+    )
     logs = []
     for line in lines:
         try:
@@ -79,4 +94,11 @@ def invoke_auditor(
             continue
         if isinstance(record, dict) and "_aws" not in record:
             logs.append(record)
-    return Invocation(outcome.get("result"), outcome.get("error"), points, logs, completed.stdout, outcome.get("durationMs", 0.0))
+    return Invocation(
+        outcome.get("result"),
+        outcome.get("error"),
+        points,
+        logs,
+        completed.stdout,
+        outcome.get("durationMs", 0.0),
+    )

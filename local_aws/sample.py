@@ -64,14 +64,21 @@ def create_sample_api(session: boto3.Session, account: str) -> SampleApi:
 
 
 def grant_invoke(iam: Any, role_name: str, resource: str) -> None:
-    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resource}]}
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resource}],
+    }
     iam.put_role_policy(RoleName=role_name, PolicyName=INVOKE_POLICY, PolicyDocument=json.dumps(document))
 
 
 def add_method(apigw: Any, api_id: str, resource_id: str, verb: str, authorization: str = "AWS_IAM") -> None:
-    apigw.put_method(restApiId=api_id, resourceId=resource_id, httpMethod=verb, authorizationType=authorization)
+    apigw.put_method(
+        restApiId=api_id, resourceId=resource_id, httpMethod=verb, authorizationType=authorization
+    )
     apigw.put_integration(restApiId=api_id, resourceId=resource_id, httpMethod=verb, type="MOCK")
 
 
 def save_policy(apigw: Any, api_id: str, policy_json: str) -> None:
-    apigw.update_rest_api(restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}])
+    apigw.update_rest_api(
+        restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}]
+    )

@@ -18,7 +18,9 @@ def serve(stop: threading.Event | None = None) -> int:
         os.environ.update(aws.env)
         session = boto3.Session(region_name=aws.region)
         sample = create_sample_api(session, aws.account)
-        creds = session.client("sts").assume_role(RoleArn=sample.allowed_role_arn, RoleSessionName="by-hand")["Credentials"]
+        creds = session.client("sts").assume_role(RoleArn=sample.allowed_role_arn, RoleSessionName="by-hand")[
+            "Credentials"
+        ]
         env = {**aws.env, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
                "AWS_SESSION_TOKEN": creds["SessionToken"]}  # fmt: skip
         url = aws.invoke_url(sample.api_id, STAGE)

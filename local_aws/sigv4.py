@@ -58,8 +58,13 @@ def parse_authorization(value: str) -> SignedParts:
         )
     scope = match["cred"].split("/")
     if len(scope) != 5 or scope[4] != "aws4_request":
-        raise SignatureRejected("IncompleteSignatureException", "Credential is not of the form KEY/DATE/REGION/SERVICE/aws4_request.")
-    return SignedParts(scope[0], scope[1], scope[2], scope[3], tuple(match["signed"].split(";")), match["sig"])
+        raise SignatureRejected(
+            "IncompleteSignatureException",
+            "Credential is not of the form KEY/DATE/REGION/SERVICE/aws4_request.",
+        )
+    return SignedParts(
+        scope[0], scope[1], scope[2], scope[3], tuple(match["signed"].split(";")), match["sig"]
+    )
 
 
 def canonical_request(
@@ -87,7 +92,14 @@ def canonical_request(
         by_name.setdefault(name.lower(), []).append(" ".join(value.split()))
     canonical_headers = "".join(f"{name}:{','.join(by_name.get(name, []))}\n" for name in signed_headers)
     return "\n".join(
-        [method, canonical_uri, canonical_query, canonical_headers, ";".join(signed_headers), hashlib.sha256(body).hexdigest()]
+        [
+            method,
+            canonical_uri,
+            canonical_query,
+            canonical_headers,
+            ";".join(signed_headers),
+            hashlib.sha256(body).hexdigest(),
+        ]
     )
 
 
@@ -124,14 +136,21 @@ def verify(
     parts = parse_authorization(authorization)
     secret = lookup(parts.access_key)
     if secret is None or (secret.session_token or None) != header_map.get("x-amz-security-token"):
-        raise SignatureRejected("UnrecognizedClientException", "The security token included in the request is invalid.")
+        raise SignatureRejected(
+            "UnrecognizedClientException", "The security token included in the request is invalid."
+        )
     if secret.expired:
-        raise SignatureRejected("ExpiredTokenException", "The security token included in the request is expired")
+        raise SignatureRejected(
+            "ExpiredTokenException", "The security token included in the request is expired"
+        )
     amz_date = header_map.get("x-amz-date", "")
     try:
         signed_at = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
-        raise SignatureRejected("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.") from exc
+        raise SignatureRejected(
+            "IncompleteSignatureException",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        ) from exc
     skew = dt.timedelta(minutes=5)
     if signed_at < now - skew:
         raise SignatureRejected(
@@ -144,9 +163,14 @@ def verify(
             f"Signature not yet current: {amz_date} is still later than {(now + skew):%Y%m%dT%H%M%SZ} ({now:%Y%m%dT%H%M%SZ} + 5 min.)",
         )
     if parts.region != region:
-        raise SignatureRejected("InvalidSignatureException", f"Credential should be scoped to a valid region, not '{parts.region}'.")
+        raise SignatureRejected(
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region, not '{parts.region}'.",
+        )
     if parts.service != service:
-        raise SignatureRejected("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'.")
+        raise SignatureRejected(
+            "InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'."
+        )
     if parts.date != amz_date[:8] or "host" not in parts.signed_headers:
         raise SignatureRejected("InvalidSignatureException", MISMATCH)
     canonical = canonical_request(method, target, headers, body, parts.signed_headers)

@@ -35,3 +35,6 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("SAM_CLI_TELEMETRY", "0")
     yield
+
+
+from tests.harness import harness  # noqa: E402,F401 - the local AWS fixture, shared by every layer that needs it

@@ -56,7 +56,9 @@ def harness() -> Iterator[Harness]:
         os.environ.update(aws.env)
         try:
             # Explicit emulator credentials: tests run with no AWS credentials in their environment.
-            session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=aws.region)
+            session = boto3.Session(
+                aws_access_key_id="testing", aws_secret_access_key="testing", region_name=aws.region
+            )
             yield Harness(aws, session, create_sample_api(session, aws.account))
         finally:
             os.environ.clear()

@@ -70,7 +70,9 @@ class TargetResult:
         }
 
 
-def run_audit(config: AuditConfig, ports: Ports, remaining_ms: Callable[[], int] | None = None) -> list[TargetResult]:
+def run_audit(
+    config: AuditConfig, ports: Ports, remaining_ms: Callable[[], int] | None = None
+) -> list[TargetResult]:
     """Audit every target, at most ``config.max_concurrency`` at once. When ``remaining_ms`` says the
     invocation is about to end, unfinished targets are reported as AUDIT_DEADLINE errors instead."""
     executor = ThreadPoolExecutor(max_workers=min(config.max_concurrency, len(config.targets)))
@@ -98,7 +100,9 @@ def audit_target(target: Target, config: AuditConfig, ports: Ports) -> TargetRes
     except Exception as exc:  # a bug must not lose the other targets' results
         log.exception("unexpected error auditing %s", target.api_id)
         result.audit_error = True
-        result.findings.append(Finding("AUDIT_ERROR", Severity.HIGH, f"internal error: {type(exc).__name__}: {exc}"))
+        result.findings.append(
+            Finding("AUDIT_ERROR", Severity.HIGH, f"internal error: {type(exc).__name__}: {exc}")
+        )
     return result
 
 
@@ -110,9 +114,20 @@ def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> Non
         credentials = ports.credentials.credentials(target.assume_role_arn)
     except CredentialsError as exc:
         result.audit_error = True
-        result.findings.append(Finding("CREDENTIALS_UNAVAILABLE", Severity.HIGH, f"no credentials to sign the health call: {exc}"))
+        result.findings.append(
+            Finding(
+                "CREDENTIALS_UNAVAILABLE", Severity.HIGH, f"no credentials to sign the health call: {exc}"
+            )
+        )
         return
-    health = make_call(ports.session, target.health_method, url, region=target.region, credentials=credentials, timeout=timeout)
+    health = make_call(
+        ports.session,
+        target.health_method,
+        url,
+        region=target.region,
+        credentials=credentials,
+        timeout=timeout,
+    )
     _record(result, health)
     failure = health_finding(health, target.expected_status, url)
     if failure:
@@ -122,15 +137,26 @@ def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> Non
     # Negative probes only after a successful call: then the path is known to exist, and a "Missing
     # Authentication Token" answer really means "signature required" rather than "no such path".
     got_in = []
-    unsigned = make_call(ports.session, target.health_method, url, region=target.region, credentials=None, timeout=timeout)
+    unsigned = make_call(
+        ports.session, target.health_method, url, region=target.region, credentials=None, timeout=timeout
+    )
     got_in.append(_probe(result, unsigned, "unsigned", url))
     if target.outsider_role_arn:
         try:
             outsider = ports.credentials.credentials(target.outsider_role_arn)
         except CredentialsError as exc:
-            result.findings.append(Finding("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"outsider probe skipped: {exc}"))
+            result.findings.append(
+                Finding("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"outsider probe skipped: {exc}")
+            )
         else:
-            probe = make_call(ports.session, target.health_method, url, region=target.region, credentials=outsider, timeout=timeout)
+            probe = make_call(
+                ports.session,
+                target.health_method,
+                url,
+                region=target.region,
+                credentials=outsider,
+                timeout=timeout,
+            )
             got_in.append(_probe(result, probe, "outsider", url))
     result.unauthorized_call_allowed = any(got_in)
 
@@ -159,8 +185,14 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
     except (AwsCallError, CredentialsError) as exc:
         result.audit_error = True
         throttled = isinstance(exc, AwsCallError) and exc.throttled
-        detail = "API Gateway throttled the audit; the policy's state is unknown, not drifted" if throttled else str(exc)
-        result.findings.append(Finding("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}"))
+        detail = (
+            "API Gateway throttled the audit; the policy's state is unknown, not drifted"
+            if throttled
+            else str(exc)
+        )
+        result.findings.append(
+            Finding("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}")
+        )
         return
 
     analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
@@ -168,15 +200,22 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
         verdict = check_policy(policy_text, target.api, target.allowed_roles, analysed)
     except PolicyParseError as exc:
         result.drift = True
-        result.findings.append(Finding("POLICY_UNREADABLE", Severity.CRITICAL, f"the saved resource policy cannot be read: {exc}"))
+        result.findings.append(
+            Finding(
+                "POLICY_UNREADABLE", Severity.CRITICAL, f"the saved resource policy cannot be read: {exc}"
+            )
+        )
         return
     result.findings.extend(verdict.findings)
     not_iam = [m for m in methods if m.authorization_type != "AWS_IAM"]
     result.findings.extend(
-        Finding("METHOD_NOT_IAM", Severity.HIGH,
-                f"{m.http_method} {m.path} uses authorizationType {m.authorization_type}: no IAM identity reaches the "
-                "resource policy, so the allowed role is locked out of it (and it is public if the policy goes). "
-                "Set it to AWS_IAM and deploy the stage.")  # fmt: skip
+        Finding(
+            "METHOD_NOT_IAM",
+            Severity.HIGH,
+            f"{m.http_method} {m.path} uses authorizationType {m.authorization_type}: no IAM identity reaches the "
+            "resource policy, so the allowed role is locked out of it (and it is public if the policy goes). "
+            "Set it to AWS_IAM and deploy the stage.",
+        )  # fmt: skip
         for m in not_iam
     )
     result.drift = verdict.drift or bool(not_iam)
@@ -196,7 +235,9 @@ def _deployment_checks(
     try:
         changes = ports.history(target.region).policy_changes_since(target.api_id, stage.deployed_at)
     except AuditorError as exc:
-        result.findings.append(Finding("UNDEPLOYED_CHECK_FAILED", Severity.LOW, f"could not read CloudTrail: {exc}"))
+        result.findings.append(
+            Finding("UNDEPLOYED_CHECK_FAILED", Severity.LOW, f"could not read CloudTrail: {exc}")
+        )
         return
     result.undeployed_change = bool(changes)
     if changes:

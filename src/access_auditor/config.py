@@ -72,12 +72,18 @@ def load_config(env: Mapping[str, str]) -> AuditConfig:
         try:
             raw = json.loads(env["AUDIT_TARGETS"])
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"AUDIT_TARGETS: not valid JSON ({exc.msg}); expected a JSON list of objects") from exc
+            raise ConfigError(
+                f"AUDIT_TARGETS: not valid JSON ({exc.msg}); expected a JSON list of objects"
+            ) from exc
         if not isinstance(raw, list) or not raw or not all(isinstance(item, dict) for item in raw):
             raise ConfigError("AUDIT_TARGETS: expected a non-empty JSON list of objects such as "
                               '[{"API_ID": "abc123", "API_STAGE": "prod", "ALLOWED_ROLE_ARN": "arn:aws:iam::..."}]')  # fmt: skip
         targets = [
-            _target({**{k: env[k] for k in TARGET_KEYS if k in env}, **item}, f"AUDIT_TARGETS[{i}].", default_region)
+            _target(
+                {**{k: env[k] for k in TARGET_KEYS if k in env}, **item},
+                f"AUDIT_TARGETS[{i}].",
+                default_region,
+            )
             for i, item in enumerate(raw)
         ]
     else:
@@ -107,7 +113,9 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
 
     unknown = sorted(set(values) - set(TARGET_KEYS)) if prefix else []
     if unknown:
-        raise ConfigError(f"{prefix[:-1]}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(TARGET_KEYS)}")
+        raise ConfigError(
+            f"{prefix[:-1]}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(TARGET_KEYS)}"
+        )
     api_id = required("API_ID", "the REST API id, for example a1b2c3d4e5")
     if not _API_ID.match(api_id):
         raise ConfigError(f"{prefix}API_ID: {api_id!r} is not a REST API id (lower-case letters and digits)")
@@ -116,8 +124,14 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
         raise ConfigError(f"{prefix}API_STAGE: {stage!r} is not a stage name (letters, digits, - and _)")
     region = get("API_REGION") or default_region
     if not _REGION.match(region):
-        raise ConfigError(f"{prefix}API_REGION: {region!r} is not an AWS region such as us-east-1 (set API_REGION or AWS_REGION)")
-    roles = tuple(r.strip() for r in required("ALLOWED_ROLE_ARN", "the ARN of the role the API is locked to").split(",") if r.strip())
+        raise ConfigError(
+            f"{prefix}API_REGION: {region!r} is not an AWS region such as us-east-1 (set API_REGION or AWS_REGION)"
+        )
+    roles = tuple(
+        r.strip()
+        for r in required("ALLOWED_ROLE_ARN", "the ARN of the role the API is locked to").split(",")
+        if r.strip()
+    )
     for role in roles:
         _role(role, f"{prefix}ALLOWED_ROLE_ARN")
     assume = get("ASSUME_ROLE_ARN") or None
@@ -129,16 +143,22 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
         raise ConfigError(f"{prefix}OUTSIDER_ROLE_ARN must not be one of the allowed roles")
     path = get("HEALTH_PATH") or "/health"
     if not path.startswith("/") or any(c in path for c in "?# "):
-        raise ConfigError(f"{prefix}HEALTH_PATH: {path!r} must start with / and hold no query, fragment or space")
+        raise ConfigError(
+            f"{prefix}HEALTH_PATH: {path!r} must start with / and hold no query, fragment or space"
+        )
     method = (get("HEALTH_METHOD") or "GET").upper()
     if method not in _METHODS:
         raise ConfigError(f"{prefix}HEALTH_METHOD: {method!r} is not one of {', '.join(sorted(_METHODS))}")
     endpoint = get("API_ENDPOINT") or None
     if endpoint:
         parts = urlsplit(endpoint)
-        ok = parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)))
+        ok = parts.hostname and (
+            parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
+        )
         if not ok or parts.query or parts.fragment:
-            raise ConfigError(f"{prefix}API_ENDPOINT: {endpoint!r} must be an https:// base URL (http:// only for loopback hosts)")
+            raise ConfigError(
+                f"{prefix}API_ENDPOINT: {endpoint!r} must be an https:// base URL (http:// only for loopback hosts)"
+            )
     return Target(
         api_id=api_id,
         stage=stage,

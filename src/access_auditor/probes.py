@@ -69,7 +69,11 @@ def health_finding(result: CallResult, expected: frozenset[int], url: str) -> Fi
     where = f"the signed health call to {url}"
     if result.failure:
         kinds = {"timeout": "HEALTH_TIMEOUT", "dns": "HEALTH_DNS_FAILURE", "tls": "HEALTH_TLS_FAILURE"}
-        return Finding(kinds.get(result.failure, "HEALTH_UNREACHABLE"), Severity.HIGH, f"{where} failed: {result.message}")
+        return Finding(
+            kinds.get(result.failure, "HEALTH_UNREACHABLE"),
+            Severity.HIGH,
+            f"{where} failed: {result.message}",
+        )
     if result.explicit_deny:
         return Finding("HEALTH_EXPLICIT_DENY", Severity.HIGH,
                        f"{where} was refused by an explicit Deny: the resource policy no longer exempts the allowed "
@@ -86,13 +90,20 @@ def health_finding(result: CallResult, expected: frozenset[int], url: str) -> Fi
                        f"allows nobody ({result.message})")  # fmt: skip
     if result.status == 403 and result.error_type in {"UnrecognizedClientException", "ExpiredTokenException"}:
         return Finding("HEALTH_CREDENTIALS_REJECTED", Severity.HIGH, f"{where} was refused: {result.message}")
-    if result.status == 403 and result.error_type in {"InvalidSignatureException", "IncompleteSignatureException"}:
+    if result.status == 403 and result.error_type in {
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+    }:
         first_line = result.message.splitlines()[0] if result.message else ""
         return Finding("HEALTH_SIGNATURE_REJECTED", Severity.HIGH, f"{where} was refused: {first_line}")
     if result.status == 429:
         return Finding("HEALTH_THROTTLED", Severity.MEDIUM, f"{where} was throttled (429) after retries")
     if result.status is not None and result.status >= 500:
-        return Finding("HEALTH_SERVER_ERROR", Severity.HIGH, f"{where} returned {result.status}: {result.message or 'no message'}")
+        return Finding(
+            "HEALTH_SERVER_ERROR",
+            Severity.HIGH,
+            f"{where} returned {result.status}: {result.message or 'no message'}",
+        )
     return Finding("HEALTH_UNEXPECTED_STATUS", Severity.MEDIUM,
                    f"{where} returned {result.status}, outside the expected statuses: {result.message or 'no message'}")  # fmt: skip
 
@@ -113,7 +124,9 @@ def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding
                               f"{label} was refused, but not by the resource policy's Deny; grant the outsider role "
                               "execute-api:Invoke so that the probe tests the policy itself")  # fmt: skip
     reason = result.message if result.failure else f"{result.status}: {result.message or 'no message'}"
-    return False, Finding("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"{label} to {url} proved nothing ({reason})")
+    return False, Finding(
+        "PROBE_INCONCLUSIVE", Severity.MEDIUM, f"{label} to {url} proved nothing ({reason})"
+    )
 
 
 def _message(response: requests.Response) -> str:

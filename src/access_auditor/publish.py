@@ -30,13 +30,21 @@ def publish(results: Sequence[TargetResult], metrics: Metrics, logger: Logger) -
     for result in results:
         metrics.add_metric(name=HEALTH_CHECK_FAILED, unit=MetricUnit.Count, value=0 if result.healthy else 1)
         if result.latency_ms is not None:
-            metrics.add_metric(name=HEALTH_CHECK_LATENCY, unit=MetricUnit.Milliseconds, value=result.latency_ms)
+            metrics.add_metric(
+                name=HEALTH_CHECK_LATENCY, unit=MetricUnit.Milliseconds, value=result.latency_ms
+            )
         metrics.add_metric(name=POLICY_DRIFT, unit=MetricUnit.Count, value=int(result.drift))
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=int(result.audit_error))
         if result.unauthorized_call_allowed is not None:
-            metrics.add_metric(name=UNAUTHORIZED_CALL_ALLOWED, unit=MetricUnit.Count, value=int(result.unauthorized_call_allowed))
+            metrics.add_metric(
+                name=UNAUTHORIZED_CALL_ALLOWED,
+                unit=MetricUnit.Count,
+                value=int(result.unauthorized_call_allowed),
+            )
         if result.undeployed_change is not None:
-            metrics.add_metric(name=UNDEPLOYED_POLICY_CHANGE, unit=MetricUnit.Count, value=int(result.undeployed_change))
+            metrics.add_metric(
+                name=UNDEPLOYED_POLICY_CHANGE, unit=MetricUnit.Count, value=int(result.undeployed_change)
+            )
         level = logger.info if result.ok else logger.warning
         level("target audited", extra={"audit": {"ok": result.ok, **result.summary()}})
     metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)

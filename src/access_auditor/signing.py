@@ -90,7 +90,9 @@ def normalize_url(url: str, params: Params | None = None) -> str:
     host = parts.hostname or ""
     if parts.scheme == "http":
         if not is_loopback(host):
-            raise RequestError("url", f"plain http:// is allowed only for loopback hosts, not {host!r}; use https://")
+            raise RequestError(
+                "url", f"plain http:// is allowed only for loopback hosts, not {host!r}; use https://"
+            )
     elif parts.scheme != "https":
         raise RequestError("url", f"expected an https:// URL, got {url!r}")
     if not host:
@@ -184,7 +186,9 @@ def send(
         method, url, headers, body = signed.method, signed.url, signed.headers, signed.body
     else:
         url = normalize_url(url)
-    prepared = session.prepare_request(requests.Request(method, url, headers=dict(headers or {}), data=body or None))
+    prepared = session.prepare_request(
+        requests.Request(method, url, headers=dict(headers or {}), data=body or None)
+    )
     prepared.url = url  # exactly what was signed; requests' own quoting must not touch it
     try:
         return session.send(prepared, timeout=timeout, verify=True, allow_redirects=False)
@@ -194,7 +198,11 @@ def send(
         raise RequestError("timeout", f"timed out after {timeout[0]}s connect / {timeout[1]}s read") from exc
     except requests.exceptions.ConnectionError as exc:
         text = _root(exc)
-        kind = "dns" if re.search(r"Name or service not known|getaddrinfo|NameResolution|nodename", text) else "connection"
+        kind = (
+            "dns"
+            if re.search(r"Name or service not known|getaddrinfo|NameResolution|nodename", text)
+            else "connection"
+        )
         raise RequestError(kind, f"could not connect to {urlsplit(url).netloc}: {text}") from exc
     except requests.exceptions.RequestException as exc:
         raise RequestError("connection", f"request failed: {_root(exc)}") from exc
@@ -226,7 +234,14 @@ def signed_call(
         raise RequestError("url", "cannot infer the region from the host name; pass region=")
     payload = body.encode() if isinstance(body, str) else body
     signed = sign_request(
-        method, url, credentials=credentials, region=region, service=service, headers=headers, body=payload, params=params
+        method,
+        url,
+        credentials=credentials,
+        region=region,
+        service=service,
+        headers=headers,
+        body=payload,
+        params=params,
     )
     return send(session or new_session(), signed, timeout=timeout)
 

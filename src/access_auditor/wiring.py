@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import boto3
 
@@ -18,12 +18,17 @@ def build_ports(session: boto3.Session | None = None) -> Ports:
     """Real adapters. Clients are created once per region and kept across warm invocations."""
     session = session or boto3.Session()
 
-    @lru_cache(maxsize=None)
+    @cache
     def control_plane(region: str) -> ApiGateway:
         return ApiGateway(make_client("apigateway", region, session))
 
-    @lru_cache(maxsize=None)
+    @cache
     def history(region: str) -> CloudTrail:
         return CloudTrail(make_client("cloudtrail", region, session))
 
-    return Ports(control_plane=control_plane, credentials=StsCredentials(session), session=new_session(), history=history)
+    return Ports(
+        control_plane=control_plane,
+        credentials=StsCredentials(session),
+        session=new_session(),
+        history=history,
+    )

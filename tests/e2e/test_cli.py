@@ -14,7 +14,7 @@ import pytest
 
 from access_auditor.cli.main import main
 from local_aws.sample import STAGE
-from tests.harness import Harness, harness  # noqa: F401 - the fixture
+from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "access-auditor")
@@ -52,8 +52,18 @@ def test_every_readme_example_runs_as_documented(harness: Harness, tmp_path: Pat
     env = shell_env(harness)
     try:
         for command, expected in readme_examples():
-            run = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
-            assert run.returncode == expected, f"{command}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+            run = subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert run.returncode == expected, (
+                f"{command}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+            )
             assert "Traceback" not in run.stderr, command
             for secret in (env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"]):
                 assert secret not in run.stdout + run.stderr, command
@@ -62,7 +72,10 @@ def test_every_readme_example_runs_as_documented(harness: Harness, tmp_path: Pat
     # and they did what they promise
     assert json.loads((tmp_path / "reply.json").read_text())["path"] == "/files/report 2026.pdf"
     rendered = json.loads((tmp_path / "expected.json").read_text())
-    assert rendered["Statement"][0]["Condition"]["StringNotEquals"]["aws:PrincipalArn"] == harness.sample.allowed_role_arn
+    assert (
+        rendered["Statement"][0]["Condition"]["StringNotEquals"]["aws:PrincipalArn"]
+        == harness.sample.allowed_role_arn
+    )
 
 
 def test_verbose_call_shows_the_canonical_request_without_secrets(harness: Harness, tmp_path: Path) -> None:
@@ -81,9 +94,17 @@ def test_assume_role_profile_is_honoured(harness: Harness, tmp_path: Path) -> No
         f"[profile app]\nrole_arn = {harness.sample.allowed_role_arn}\nsource_profile = base\nregion = us-east-1\n"
         "[profile base]\nregion = us-east-1\n"
     )
-    (tmp_path / "credentials").write_text("[base]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    env = {k: v for k, v in shell_env(harness).items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
-    env.update(AWS_CONFIG_FILE=str(tmp_path / "config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
+    (tmp_path / "credentials").write_text(
+        "[base]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    env = {
+        k: v
+        for k, v in shell_env(harness).items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials")
+    )
     run = subprocess.run([CLI, "call", "--profile", "app", f"{harness.url}/health"], env=env,
                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     # THEN the call is signed as the role (the gateway names the caller)
@@ -100,7 +121,9 @@ def test_call_without_credentials_is_exit_3(tmp_path: Path, capsys: pytest.Captu
     assert "no AWS credentials" in capsys.readouterr().err
 
 
-def test_call_to_a_dead_endpoint_is_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_call_to_a_dead_endpoint_is_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     assert main(["call", "--region", "us-east-1", "--timeout", "1", "http://127.0.0.1:9/x"]) == 3
@@ -109,9 +132,15 @@ def test_call_to_a_dead_endpoint_is_exit_3(monkeypatch: pytest.MonkeyPatch, caps
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [("not json at all", 2), ('{"Statement": [{"Effect": "Allow"}]}', 2), ('{"Version": "2012-10-17", "Statement": []}', 1)],
+    [
+        ("not json at all", 2),
+        ('{"Statement": [{"Effect": "Allow"}]}', 2),
+        ('{"Version": "2012-10-17", "Statement": []}', 1),
+    ],
 )
-def test_policy_check_exit_codes(tmp_path: Path, content: str, expected: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_check_exit_codes(
+    tmp_path: Path, content: str, expected: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     policy = tmp_path / "p.json"
     policy.write_text(content)
     code = main(["policy", "check", "--policy-file", str(policy), "--api-arn",
@@ -121,7 +150,9 @@ def test_policy_check_exit_codes(tmp_path: Path, content: str, expected: int, ca
     assert "Traceback" not in captured.err
 
 
-def test_policy_check_reads_stdin_in_the_escaped_form(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_check_reads_stdin_in_the_escaped_form(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import io
 
     escaped = ('{\\"Version\\":\\"2012-10-17\\",\\"Statement\\":[{\\"Effect\\":\\"Deny\\",\\"Principal\\":\\"*\\",'
@@ -134,7 +165,9 @@ def test_policy_check_reads_stdin_in_the_escaped_form(monkeypatch: pytest.Monkey
     assert json.loads(capsys.readouterr().out) == {"drift": False, "findings": []}
 
 
-def test_audit_reports_findings_with_exit_1(harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_reports_findings_with_exit_1(
+    harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in shell_env(harness).items():
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)

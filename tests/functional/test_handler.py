@@ -8,7 +8,7 @@ import time
 
 from local_aws.alarms import Datapoint
 from local_aws.invoke import Invocation, invoke_auditor
-from tests.harness import Harness, harness  # noqa: F401 - the fixture
+from tests.harness import Harness
 
 SERVICE_DIMS = (("service", "apigw-access-auditor"),)
 
@@ -27,7 +27,11 @@ def test_expected_policy_in_api_gateways_escaped_form_is_healthy_without_drift(h
     assert run.error is None and run.result is not None
     assert run.result["ok"] is True
     target = run.result["targets"][0]
-    assert target["statusCode"] == 200 and target["drift"] is False and target["unauthorizedCallAllowed"] is False
+    assert (
+        target["statusCode"] == 200
+        and target["drift"] is False
+        and target["unauthorizedCallAllowed"] is False
+    )
     assert metric(run, "PolicyDrift") == [0] and metric(run, "HealthCheckFailed") == [0]
     assert metric(run, "AuditHeartbeat") == [1] and metric(run, "UnauthorizedCallAllowed") == [0]
     assert metric(run, "HealthCheckLatency")[0] > 0
@@ -35,7 +39,9 @@ def test_expected_policy_in_api_gateways_escaped_form_is_healthy_without_drift(h
 
 def test_weakened_policy_is_drift_and_the_outsider_probe_gets_in(harness: Harness) -> None:
     doc = json.loads(harness.sample.expected_policy())
-    doc["Statement"][0]["Condition"] = {"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}}
+    doc["Statement"][0]["Condition"] = {
+        "StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}
+    }
     harness.save_and_deploy(json.dumps(doc))
     try:
         run = invoke_auditor(harness.function_env())
@@ -100,5 +106,7 @@ def test_no_secret_reaches_logs_or_metrics(harness: Harness) -> None:
 
 def test_metrics_are_emitted_under_the_service_dimension_only(harness: Harness) -> None:
     run = invoke_auditor(harness.function_env())
-    emitted = {p.dimensions for p in run.points if isinstance(p, Datapoint) and p.namespace == "ApiAccessAuditor"}
+    emitted = {
+        p.dimensions for p in run.points if isinstance(p, Datapoint) and p.namespace == "ApiAccessAuditor"
+    }
     assert emitted == {SERVICE_DIMS}

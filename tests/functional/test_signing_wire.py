@@ -10,7 +10,7 @@ import requests
 from botocore.credentials import ReadOnlyCredentials
 
 from access_auditor.signing import new_session, send, sign_request, signed_call
-from tests.harness import Harness, harness  # noqa: F401 - the fixture
+from tests.harness import Harness
 
 SHAPES = {
     "plain": ("GET", "/items", None, b""),
@@ -32,7 +32,9 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_every_hard_request_shape_is_accepted(harness: Harness, shape: tuple[str, str, object, bytes]) -> None:
+def test_every_hard_request_shape_is_accepted(
+    harness: Harness, shape: tuple[str, str, object, bytes]
+) -> None:
     method, path, params, body = shape
     creds = harness.credentials(harness.sample.allowed_role_arn)
     response = signed_call(method, harness.url + path, credentials=creds, region=harness.aws.region,
@@ -53,7 +55,9 @@ def test_the_server_receives_the_values_the_caller_meant(harness: Harness) -> No
 
 def test_tampered_query_is_refused_with_api_gateways_message(harness: Harness) -> None:
     creds = harness.credentials(harness.sample.allowed_role_arn)
-    signed = sign_request("GET", harness.url + "/items?amount=1", credentials=creds, region=harness.aws.region)
+    signed = sign_request(
+        "GET", harness.url + "/items?amount=1", credentials=creds, region=harness.aws.region
+    )
     forged = type(signed)(**{**signed.__dict__, "url": signed.url.replace("amount=1", "amount=9")})
     response = send(new_session(), forged, timeout=(2, 5))
     assert response.status_code == 403
@@ -63,7 +67,9 @@ def test_tampered_query_is_refused_with_api_gateways_message(harness: Harness) -
 
 def test_tampered_body_is_refused(harness: Harness) -> None:
     creds = harness.credentials(harness.sample.allowed_role_arn)
-    signed = sign_request("POST", harness.url + "/items", credentials=creds, region=harness.aws.region, body=b"1")
+    signed = sign_request(
+        "POST", harness.url + "/items", credentials=creds, region=harness.aws.region, body=b"1"
+    )
     forged = type(signed)(**{**signed.__dict__, "body": b"2"})
     assert send(new_session(), forged, timeout=(2, 5)).status_code == 403
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from local_aws.invoke import TEMPLATE, invoke_auditor
-from tests.harness import Harness, harness  # noqa: F401 - the fixture
+from tests.harness import Harness
 
 ROOT = TEMPLATE.parent
 

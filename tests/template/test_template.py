@@ -14,7 +14,7 @@ import pytest
 
 from local_aws.alarms import evaluate, load_template, template_alarms
 from local_aws.invoke import TEMPLATE, invoke_auditor
-from tests.harness import Harness, harness  # noqa: F401 - the fixture
+from tests.harness import Harness
 
 ROOT = TEMPLATE.parent
 BIN = Path(sys.executable).parent
@@ -86,12 +86,16 @@ def _statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def test_every_wildcard_resource_carries_a_reason_in_the_template() -> None:
     text = TEMPLATE.read_text()
     for name, statement in _statements(translated()["Resources"]):
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         if "*" in resources:
             # THEN the template says why AWS needs it, right above the statement
             sid = statement.get("Sid", "")
             before = text[: text.index(f"Sid: {sid}")] if sid else ""
-            assert "AWS requires" in "\n".join(before.splitlines()[-2:]), f"{name}: * resource without a reason"
+            assert "AWS requires" in "\n".join(before.splitlines()[-2:]), (
+                f"{name}: * resource without a reason"
+            )
 
 
 def test_alarms_watch_exactly_what_the_handler_emits(harness: Harness) -> None:
@@ -108,7 +112,9 @@ def test_alarms_watch_exactly_what_the_handler_emits(harness: Harness) -> None:
     # THEN every alarm's namespace, metric name and whole dimension set is one the handler emitted
     for alarm in template_alarms(load_template(TEMPLATE)):
         assert (alarm.namespace, alarm.metric, alarm.dimensions) in emitted, alarm.name
-    assert {a.name for a in template_alarms(load_template(TEMPLATE)) if evaluate(a, healthy.points) == "ALARM"} == set()
+    assert {
+        a.name for a in template_alarms(load_template(TEMPLATE)) if evaluate(a, healthy.points) == "ALARM"
+    } == set()
 
 
 def test_alarm_verdicts_follow_the_template_not_a_copy(harness: Harness, tmp_path: Path) -> None:
@@ -121,7 +127,9 @@ def test_alarm_verdicts_follow_the_template_not_a_copy(harness: Harness, tmp_pat
     changed = next(a for a in template_alarms(template) if a.name == "PolicyDriftAlarm")
     assert evaluate(changed, run.points) == "ALARM"
     # WHEN an alarm names a dimension set that is not emitted, it never sees data
-    template["Resources"]["PolicyDriftAlarm"]["Properties"]["Dimensions"].append({"Name": "ApiId", "Value": "x"})
+    template["Resources"]["PolicyDriftAlarm"]["Properties"]["Dimensions"].append(
+        {"Name": "ApiId", "Value": "x"}
+    )
     orphan = next(a for a in template_alarms(template) if a.name == "PolicyDriftAlarm")
     assert evaluate(orphan, run.points) == "OK"  # notBreaching with no data: green forever
 

@@ -35,7 +35,11 @@ def test_throttling_is_an_audit_error_not_drift() -> None:
     with Stubber(apigw) as stub:
         stub.add_client_error("get_rest_api", "TooManyRequestsException", "Too Many Requests", 429,
                               expected_params={"restApiId": "abc123"})  # fmt: skip
-        ports = Ports(control_plane=lambda region: ApiGateway(apigw), credentials=FixedCredentials(), session=requests.Session())
+        ports = Ports(
+            control_plane=lambda region: ApiGateway(apigw),
+            credentials=FixedCredentials(),
+            session=requests.Session(),
+        )
         [result] = run_audit(load_config(ENV), ports)
     assert result.audit_error and not result.drift
     message = next(f.message for f in result.findings if f.code == "AUDIT_ERROR")
@@ -46,7 +50,11 @@ def test_access_denied_names_the_operation() -> None:
     apigw = client("apigateway")
     with Stubber(apigw) as stub:
         stub.add_client_error("get_rest_api", "AccessDeniedException", "not allowed", 403)
-        ports = Ports(control_plane=lambda region: ApiGateway(apigw), credentials=FixedCredentials(), session=requests.Session())
+        ports = Ports(
+            control_plane=lambda region: ApiGateway(apigw),
+            credentials=FixedCredentials(),
+            session=requests.Session(),
+        )
         [result] = run_audit(load_config(ENV), ports)
     assert result.audit_error
     assert any("GetRestApi failed: AccessDeniedException" in f.message for f in result.findings)
@@ -57,7 +65,9 @@ def test_cloudtrail_finds_policy_changes_after_the_deployment_only() -> None:
     deployed = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
     def event(name: str, minutes: int, api: str, path: str) -> dict[str, object]:
-        detail = {"requestParameters": {"restApiId": api, "patchOperations": [{"op": "replace", "path": path}]}}
+        detail = {
+            "requestParameters": {"restApiId": api, "patchOperations": [{"op": "replace", "path": path}]}
+        }
         return {"EventName": name, "EventTime": deployed + dt.timedelta(minutes=minutes), "Username": "alice",
                 "CloudTrailEvent": json.dumps(detail)}  # fmt: skip
 

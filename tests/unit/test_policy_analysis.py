@@ -80,19 +80,28 @@ def test_escaped_form_is_read_like_the_plain_one(doc: dict[str, Any]) -> None:
 
 WEAKENED = {
     "deny removed": {"Version": "2012-10-17", "Statement": []},
-    "StringNotLike role/*": variant(Condition={"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}}),
+    "StringNotLike role/*": variant(
+        Condition={"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}}
+    ),
     "resource narrowed to prod GET": variant(Resource=f"{ARN}/prod/GET/*"),
-    "key changed to PrincipalAccount": variant(Condition={"StringNotEquals": {"aws:PrincipalAccount": "123456789012"}}),
+    "key changed to PrincipalAccount": variant(
+        Condition={"StringNotEquals": {"aws:PrincipalAccount": "123456789012"}}
+    ),
     "effect flipped to Allow": variant(Effect="Allow"),
     "second role exempted": variant(
         Condition={"StringNotEquals": {"aws:PrincipalArn": [ROLE, "arn:aws:iam::123456789012:role/other"]}}
     ),
     "condition dropped, allow everyone added": {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": f"{ARN}/*"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": f"{ARN}/*"}
+        ],
     },
     "exemption from an IP range": variant(
-        Condition={"StringNotEquals": {"aws:PrincipalArn": ROLE}, "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+        Condition={
+            "StringNotEquals": {"aws:PrincipalArn": ROLE},
+            "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+        }
     ),
     "NotPrincipal exempts the account": variant(Principal=None, NotPrincipal={"AWS": "123456789012"}),
 }
@@ -126,10 +135,17 @@ LOCKED_OUT = {
         "Version": "2012-10-17",
         "Statement": [
             *BASE["Statement"],
-            {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": f"{ARN}/*/DELETE/*"},
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "execute-api:Invoke",
+                "Resource": f"{ARN}/*/DELETE/*",
+            },
         ],
     },
-    "a different role": variant(Condition={"StringNotEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/ap"}}),
+    "a different role": variant(
+        Condition={"StringNotEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/ap"}}
+    ),
 }
 
 
@@ -140,13 +156,17 @@ def test_lockouts_are_reported_high(doc: dict[str, Any]) -> None:
 
 
 def test_unmodelled_condition_is_a_finding_never_a_silent_pass() -> None:
-    doc = variant(Condition={"StringNotEquals": {"aws:PrincipalArn": ROLE}, "Bool": {"aws:SecureTransport": "true"}})
+    doc = variant(
+        Condition={"StringNotEquals": {"aws:PrincipalArn": ROLE}, "Bool": {"aws:SecureTransport": "true"}}
+    )
     drift, codes, _ = verdict_for(doc)
     assert drift and "POLICY_NOT_MODELLED" in codes
 
 
 def test_findings_name_the_caller_and_the_statement() -> None:
-    doc = variant(Sid="Lax", Condition={"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}})
+    doc = variant(
+        Sid="Lax", Condition={"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}}
+    )
     verdict = check_policy(json.dumps(doc), API, [ROLE], METHODS)
     message = next(f.message for f in verdict.findings if f.code == "ACCESS_WEAKENED")
     assert "123456789012" in message and "on stage" in message

@@ -18,8 +18,14 @@ def test_health_call_reasons() -> None:
     assert code(CallResult(200, 5)) is None
     assert code(CallResult(403, 5, message=DENY)) == "HEALTH_EXPLICIT_DENY"
     assert code(CallResult(403, 5, message="Missing Authentication Token")) == "HEALTH_MISSING_TOKEN"
-    assert code(CallResult(403, 5, message=DENY.replace(" with an explicit deny", ""))) == "HEALTH_NOT_AUTHORIZED"
-    assert code(CallResult(403, 5, error_type="ExpiredTokenException", message="expired")) == "HEALTH_CREDENTIALS_REJECTED"
+    assert (
+        code(CallResult(403, 5, message=DENY.replace(" with an explicit deny", "")))
+        == "HEALTH_NOT_AUTHORIZED"
+    )
+    assert (
+        code(CallResult(403, 5, error_type="ExpiredTokenException", message="expired"))
+        == "HEALTH_CREDENTIALS_REJECTED"
+    )
     assert code(CallResult(502, 5, message="Internal server error")) == "HEALTH_SERVER_ERROR"
     assert code(CallResult(429, 5)) == "HEALTH_THROTTLED"
     assert code(CallResult(None, 5, failure="timeout", message="timed out")) == "HEALTH_TIMEOUT"
@@ -29,7 +35,10 @@ def test_health_call_reasons() -> None:
 
 def test_probes_check_the_message_not_only_the_status() -> None:
     # An unsigned call refused for a missing token proves IAM auth is enforced.
-    assert probe_finding(CallResult(403, 1, message="Missing Authentication Token"), "unsigned", URL) == (False, None)
+    assert probe_finding(CallResult(403, 1, message="Missing Authentication Token"), "unsigned", URL) == (
+        False,
+        None,
+    )
     # An outsider refused by the explicit deny proves the policy works.
     assert probe_finding(CallResult(403, 1, message=DENY), "outsider", URL) == (False, None)
     # An outsider refused only implicitly proves nothing about the policy.

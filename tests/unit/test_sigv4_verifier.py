@@ -46,7 +46,7 @@ def test_classic_vectors(case: Path) -> None:
     assert creq == (case / f"{case.name}.creq").read_text()
     sts = sigv4.string_to_sign("20150830T123600Z", "20150830/us-east-1/service/aws4_request", creq)
     assert sts == (case / f"{case.name}.sts").read_text()
-    token = dict((n.lower(), v) for n, v in headers).get("x-amz-security-token")
+    token = {n.lower(): v for n, v in headers}.get("x-amz-security-token")
     # THEN the full verification accepts the published signature
     key = sigv4.verify(
         method, target, headers + [("Authorization", authz)], body,
@@ -56,18 +56,24 @@ def test_classic_vectors(case: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "case", sorted(p for p in (SUITE / "aws-c-auth-v4").iterdir() if p.is_dir() and p.name not in SKIP),
+    "case",
+    sorted(p for p in (SUITE / "aws-c-auth-v4").iterdir() if p.is_dir() and p.name not in SKIP),
     ids=lambda p: p.name,
 )
 def test_aws_c_auth_vectors(case: Path) -> None:
     context = json.loads((case / "context.json").read_text())
     method, target, headers, body = parse_raw((case / "header-signed-request.txt").read_text())
-    parts = sigv4.parse_authorization(dict((n.lower(), v) for n, v in headers)["authorization"])
+    parts = sigv4.parse_authorization({n.lower(): v for n, v in headers}["authorization"])
     headers = [(n, v) for n, v in headers if n.lower() != "authorization"]
-    creq = sigv4.canonical_request(method, target, headers, body, parts.signed_headers, normalize=context["normalize"])
+    creq = sigv4.canonical_request(
+        method, target, headers, body, parts.signed_headers, normalize=context["normalize"]
+    )
     assert creq == (case / "header-canonical-request.txt").read_text()
     sts = sigv4.string_to_sign("20150830T123600Z", "20150830/us-east-1/service/aws4_request", creq)
-    assert sigv4.signature(SECRET, "20150830", "us-east-1", "service", sts) == (case / "header-signature.txt").read_text().strip()
+    assert (
+        sigv4.signature(SECRET, "20150830", "us-east-1", "service", sts)
+        == (case / "header-signature.txt").read_text().strip()
+    )
 
 
 def test_tampered_request_is_refused_with_api_gateways_message() -> None:

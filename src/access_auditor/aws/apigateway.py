@@ -44,7 +44,9 @@ class ApiGateway:
             page = call("GetResources", self._client.get_resources, **kwargs)
             for resource in page.get("items", []):
                 for verb, method in (resource.get("resourceMethods") or {}).items():
-                    methods.append(Method(stage, verb, resource["path"], method.get("authorizationType", "NONE")))
+                    methods.append(
+                        Method(stage, verb, resource["path"], method.get("authorizationType", "NONE"))
+                    )
             if not page.get("position"):
                 return methods
             kwargs["position"] = page["position"]
@@ -54,7 +56,9 @@ class ApiGateway:
         deployment_id = info.get("deploymentId")
         deployed_at = None
         if deployment_id:
-            deployment = call("GetDeployment", self._client.get_deployment, restApiId=api_id, deploymentId=deployment_id)
+            deployment = call(
+                "GetDeployment", self._client.get_deployment, restApiId=api_id, deploymentId=deployment_id
+            )
             deployed_at = deployment.get("createdDate")
         canary = info.get("canarySettings") or {}
         return StageState(

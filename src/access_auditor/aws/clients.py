@@ -38,7 +38,12 @@ def aws_call(operation: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")) or str(exc)
-        if code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException"}:
+        if code in {
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+        }:
             raise CredentialsError(f"{operation} refused the credentials: {code}: {message}") from exc
         raise AwsCallError(operation, code, message) from exc
     except NoCredentialsError as exc:

@@ -46,7 +46,9 @@ class CloudTrail:
             params = detail.get("requestParameters") or {}
             if params.get("restApiId") != api_id or not _touches_policy(event["EventName"], params):
                 continue
-            changes.append(PolicyChange(event["EventName"], event["EventTime"], event.get("Username") or "unknown"))
+            changes.append(
+                PolicyChange(event["EventName"], event["EventTime"], event.get("Username") or "unknown")
+            )
         return changes
 
 

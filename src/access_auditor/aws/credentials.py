@@ -40,7 +40,13 @@ class StsCredentials:
                 return cached[0]
             sts = self._sts or make_client("sts", self._session.region_name or "us-east-1", self._session)
             try:
-                answer = call("AssumeRole", sts.assume_role, RoleArn=role_arn, RoleSessionName=SESSION_NAME, DurationSeconds=900)
+                answer = call(
+                    "AssumeRole",
+                    sts.assume_role,
+                    RoleArn=role_arn,
+                    RoleSessionName=SESSION_NAME,
+                    DurationSeconds=900,
+                )
             except Exception as exc:
                 raise CredentialsError(f"could not assume {role_arn}: {exc}") from exc
             raw = answer["Credentials"]

@@ -60,7 +60,9 @@ def settings(args: argparse.Namespace) -> dict[str, str]:
         except OSError as exc:
             raise ConfigError(f"--config {args.config}: {exc.strerror}") from exc
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config {args.config}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+            raise ConfigError(
+                f"--config {args.config}: not valid JSON ({exc.msg} at line {exc.lineno})"
+            ) from exc
         if isinstance(raw, list):
             raw = {"AUDIT_TARGETS": raw}
         if not isinstance(raw, dict):
@@ -82,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(settings(args))
     results = run_audit(config, build_ports(aws_session(args.profile)))
     if args.json:
-        print(json.dumps({"ok": all(r.ok for r in results), "targets": [r.summary() for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {"ok": all(r.ok for r in results), "targets": [r.summary() for r in results]}, indent=2
+            )
+        )
     else:
         print(render_table(results))
     if any(r.audit_error for r in results):

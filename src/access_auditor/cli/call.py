@@ -32,7 +32,9 @@ def register(commands: Any) -> None:
     parser.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
     parser.add_argument("-i", "--include", action="store_true", help="print the status line and headers")
     parser.add_argument("-o", "--output", help="write the body to this file")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for connect and for read")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for connect and for read"
+    )
     parser.add_argument("--profile", help="AWS profile (any botocore credential source)")
     parser.add_argument("--region", help="signing region (default: from the host name, else the profile)")
     parser.add_argument("--service", default="execute-api", help="signing service (default execute-api)")
@@ -47,18 +49,27 @@ def run(args: argparse.Namespace) -> int:
     session = aws_session(args.profile)
     region = args.region or region_from_host(args.url) or session.region_name
     if not region:
-        raise ConfigError("cannot tell the signing region: the host is not an execute-api host; pass --region")
+        raise ConfigError(
+            "cannot tell the signing region: the host is not an execute-api host; pass --region"
+        )
     try:
         credentials = session.get_credentials()
     except BotoCoreError as exc:
         raise CredentialsError(f"could not load credentials: {exc}") from exc
     if credentials is None:
-        raise CredentialsError("no AWS credentials found (environment, shared files, SSO, or a role); try --profile")
+        raise CredentialsError(
+            "no AWS credentials found (environment, shared files, SSO, or a role); try --profile"
+        )
     signed = sign_request(method, args.url, credentials=credentials, region=region, service=args.service,
                           headers=headers, body=body)  # fmt: skip
     if args.verbose:
         sys.stderr.write(f"* signing for service {args.service} in {region}\n* canonical request:\n")
-        sys.stderr.write(_indent(signed.canonical_request) + "\n* string to sign:\n" + _indent(signed.string_to_sign) + "\n")
+        sys.stderr.write(
+            _indent(signed.canonical_request)
+            + "\n* string to sign:\n"
+            + _indent(signed.string_to_sign)
+            + "\n"
+        )
         sys.stderr.write(f"> {signed.method} {signed.url}\n")
         sys.stderr.writelines(f"> {name}: {value}\n" for name, value in signed.redacted_headers().items())
     response = send(new_session(retries=0), signed, timeout=(args.timeout, args.timeout))

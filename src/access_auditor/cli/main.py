@@ -42,7 +42,9 @@ def build_parser() -> Parser:
         epilog="examples:\n  access-auditor demo\n  access-auditor demo --serve",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--serve", action="store_true", help="keep the local AWS running and print how to use it")
+    demo.add_argument(
+        "--serve", action="store_true", help="keep the local AWS running and print how to use it"
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -51,7 +53,9 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         from local_aws import demo, serve
     except ImportError as exc:
-        raise ConfigError(f"the local AWS needs the demo extras: pip install 'apigw-access-auditor[demo]' ({exc})") from exc
+        raise ConfigError(
+            f"the local AWS needs the demo extras: pip install 'apigw-access-auditor[demo]' ({exc})"
+        ) from exc
     return serve.serve() if args.serve else demo.run_demo()
 
 

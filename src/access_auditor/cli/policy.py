@@ -59,11 +59,15 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     apply.add_argument("--api-id", required=True)
     apply.add_argument("--region", required=True)
-    apply.add_argument("--stage", required=True, help="stage to deploy (a saved policy does nothing until then)")
+    apply.add_argument(
+        "--stage", required=True, help="stage to deploy (a saved policy does nothing until then)"
+    )
     apply.add_argument("--role", action="append", required=True, help=ROLE_HELP)
     apply.add_argument("--profile", help="AWS profile")
     apply.add_argument("--dry-run", action="store_true", help="show the change and exit")
-    apply.add_argument("--force", action="store_true", help="apply even if it denies the identity running this")
+    apply.add_argument(
+        "--force", action="store_true", help="apply even if it denies the identity running this"
+    )
     apply.set_defaults(handler=run_apply)
 
 
@@ -89,13 +93,17 @@ def resolve_roles(names: list[str], account: str, profile: str | None, region: s
     for name in names:
         if name.startswith("arn:"):
             if not ROLE_ARN.match(name):
-                raise ConfigError(f"--role {name}: not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)")
+                raise ConfigError(
+                    f"--role {name}: not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)"
+                )
             resolved.append(name)
             continue
         iam = make_client("iam", region, aws_session(profile))
         role = call("GetRole", iam.get_role, RoleName=name)["Role"]
         if role["Arn"].split(":")[4] != account:
-            raise ConfigError(f"--role {name}: found in account {role['Arn'].split(':')[4]}, not the API's {account}")
+            raise ConfigError(
+                f"--role {name}: found in account {role['Arn'].split(':')[4]}, not the API's {account}"
+            )
         resolved.append(role["Arn"])
     return resolved
 
@@ -120,7 +128,11 @@ def run_check(args: argparse.Namespace) -> int:
         raise PolicyParseError(f"--policy-file {args.policy_file}: not UTF-8 text") from exc
     verdict = check_policy(text, api, args.role, representative_methods(args.stage))
     if args.json:
-        print(json.dumps({"drift": verdict.drift, "findings": [f.as_dict() for f in verdict.findings]}, indent=2))
+        print(
+            json.dumps(
+                {"drift": verdict.drift, "findings": [f.as_dict() for f in verdict.findings]}, indent=2
+            )
+        )
     else:
         print("drift" if verdict.drift else "ok: the policy enforces exactly the expected restriction")
         for finding in verdict.findings:
@@ -152,7 +164,9 @@ def run_apply(args: argparse.Namespace) -> int:
                          "the API; add --role for yourself or pass --force\n")  # fmt: skip
         return 2
     deployment = plane.apply_policy(args.api_id, args.stage, json.dumps(new))
-    print(f"saved the expected policy on {args.api_id} and deployed stage {args.stage} (deployment {deployment})")
+    print(
+        f"saved the expected policy on {args.api_id} and deployed stage {args.stage} (deployment {deployment})"
+    )
     return 0
 
 
@@ -162,7 +176,9 @@ def _principal_arn(caller_arn: str, session: Any, region: str) -> str:
     if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
         name = parts[5].split("/")[1]
         try:
-            return str(call("GetRole", make_client("iam", region, session).get_role, RoleName=name)["Role"]["Arn"])
+            return str(
+                call("GetRole", make_client("iam", region, session).get_role, RoleName=name)["Role"]["Arn"]
+            )
         except Exception:  # no iam:GetRole permission: the path is unknown, assume none
             return f"arn:aws:iam::{parts[4]}:role/{name}"
     return caller_arn

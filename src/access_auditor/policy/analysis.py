@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from access_auditor.findings import Finding, Severity
 from access_auditor.policy.document import ApiRef, Policy, canonicalize_policy, load_policy, parse_policy_text
@@ -25,7 +25,7 @@ _BASE_IP = "203.0.113.10"  # TEST-NET-3: an address no policy names
 _OUTSIDE_ACCOUNT = "000000000000"
 
 
-class Access(str, Enum):
+class Access(StrEnum):
     ALLOWED = "allowed"
     DENIED = "denied"
     CONDITIONAL = "conditional"
@@ -83,7 +83,9 @@ def representative_methods(stage: str) -> list[Method]:
     ]
 
 
-def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable[Policy]) -> list[CallerClass]:
+def caller_classes(
+    api: ApiRef, allowed_roles: Sequence[str], policies: Iterable[Policy]
+) -> list[CallerClass]:
     """The caller classes to analyse, with witnesses drawn from everything ``policies`` mention."""
     policies = list(policies)
     networks = _network_variants(policies)
@@ -106,12 +108,15 @@ def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable
         )
 
     classes = [CallerClass("anonymous caller", contexts(None, None))]
-    classes += [CallerClass(f"allowed role {arn}", contexts(arn, role_account(arn)), True) for arn in allowed_roles]
+    classes += [
+        CallerClass(f"allowed role {arn}", contexts(arn, role_account(arn)), True) for arn in allowed_roles
+    ]
     same = f"arn:aws:iam::{api.account}"
     classes.append(
         CallerClass(
             f"another principal in account {api.account}",
-            contexts(f"{same}:role/{_WITNESS}", api.account) + contexts(f"{same}:user/{_WITNESS}", api.account),
+            contexts(f"{same}:role/{_WITNESS}", api.account)
+            + contexts(f"{same}:user/{_WITNESS}", api.account),
         )
     )
     classes.append(
@@ -123,7 +128,11 @@ def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable
     for arn, written in sorted(named_principals.items()):
         if arn in allowed_roles:
             continue
-        label = f"any principal matching {written}" if arn != written else f"principal {arn} (named in the policy)"
+        label = (
+            f"any principal matching {written}"
+            if arn != written
+            else f"principal {arn} (named in the policy)"
+        )
         classes.append(CallerClass(label, contexts(arn, arn.split(":")[4])))
     return classes
 
@@ -146,7 +155,9 @@ def access_matrix(
             ]  # fmt: skip
             allowed = [d for d in decisions if d.allowed]
             if len(allowed) == len(decisions):
-                access = Access.CONDITIONAL if any(d.reason == "authorizer" for d in allowed) else Access.ALLOWED
+                access = (
+                    Access.CONDITIONAL if any(d.reason == "authorizer" for d in allowed) else Access.ALLOWED
+                )
             else:
                 access = Access.DENIED if not allowed else Access.CONDITIONAL
             matrix[(caller.name, method)] = Cell(

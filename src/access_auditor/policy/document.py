@@ -123,7 +123,9 @@ def load_policy(doc: Mapping[str, Any], api: ApiRef | None, *, resource_policy: 
     statements = tuple(
         _load_statement(raw, index, api, resource_policy) for index, raw in enumerate(raw_statements)
     )
-    return Policy(version=str(doc.get("Version", "2008-10-17")), statements=statements, unmodelled=tuple(unmodelled))
+    return Policy(
+        version=str(doc.get("Version", "2008-10-17")), statements=statements, unmodelled=tuple(unmodelled)
+    )
 
 
 def canonicalize_policy(policy: Policy) -> str:
@@ -147,7 +149,9 @@ def canonicalize_policy(policy: Policy) -> str:
         for s in policy.statements
     ]
     statements.sort(key=lambda s: json.dumps(s, sort_keys=True))
-    return json.dumps({"Version": policy.version, "Statement": statements}, sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {"Version": policy.version, "Statement": statements}, sort_keys=True, separators=(",", ":")
+    )
 
 
 def _load_statement(raw: Any, index: int, api: ApiRef | None, resource_policy: bool) -> Statement:
@@ -166,7 +170,9 @@ def _load_statement(raw: Any, index: int, api: ApiRef | None, resource_policy: b
         raise PolicyParseError(f"{label}: exactly one of Principal and NotPrincipal is required")
 
     principals = _principals(raw.get("Principal"), label, unmodelled) if "Principal" in raw else None
-    not_principals = _principals(raw.get("NotPrincipal"), label, unmodelled) if "NotPrincipal" in raw else None
+    not_principals = (
+        _principals(raw.get("NotPrincipal"), label, unmodelled) if "NotPrincipal" in raw else None
+    )
     return Statement(
         label=label,
         effect=effect,
@@ -193,7 +199,9 @@ def _resources(value: Any, label: str, api: ApiRef | None) -> tuple[str, ...]:
     if api is None:
         return resources
     # API Gateway expands the shorthand on save; expanding it here makes both spellings compare equal.
-    return tuple(api.arn + r[len("execute-api:") :] if r.startswith("execute-api:/") else r for r in resources)
+    return tuple(
+        api.arn + r[len("execute-api:") :] if r.startswith("execute-api:/") else r for r in resources
+    )
 
 
 def _principals(value: Any, label: str, unmodelled: list[str]) -> tuple[str, ...]:
@@ -224,7 +232,9 @@ def _conditions(value: Any, label: str) -> tuple[Condition, ...]:
         if not isinstance(block, dict):
             raise PolicyParseError(f"{label}: Condition.{operator} must be an object of key: value(s)")
         for key, raw_values in block.items():
-            conditions.append(Condition(operator=operator, key=key, values=tuple(_condition_values(raw_values))))
+            conditions.append(
+                Condition(operator=operator, key=key, values=tuple(_condition_values(raw_values)))
+            )
     return tuple(conditions)
 
 

@@ -39,7 +39,13 @@ _MODELLED_KEYS = {
     "aws:sourcevpce": "source_vpce",
     "aws:sourcevpc": "source_vpc",
 }
-_PRINCIPAL_KEYS = {"aws:principalarn", "aws:principalaccount", "aws:principalorgid", "aws:userid", "aws:username"}
+_PRINCIPAL_KEYS = {
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principalorgid",
+    "aws:userid",
+    "aws:username",
+}
 # Keys AWS does set on some requests but whose value the evaluator cannot know: unmodelled, never "absent".
 _UNMODELLED_KEY = re.compile(
     r"^(aws:(currenttime|epochtime|securetransport|useragent|referer|principaltag/.*|principaltype|"
@@ -182,7 +188,9 @@ def decide_invoke(
     return Decision(False, "implicit-deny")
 
 
-def _evaluate(policy: Policy | None, context: RequestContext, resource: str, unknown_as: bool) -> PolicyResult:
+def _evaluate(
+    policy: Policy | None, context: RequestContext, resource: str, unknown_as: bool
+) -> PolicyResult:
     if policy is None:
         return PolicyResult((), ())
     return evaluate_policy(policy, context, resource, unknown_as=unknown_as)
