@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,9 +212,10 @@ def _report(
     for finding in target["findings"]:
         codes.add(finding["code"])
         color = {"critical": "red", "high": "red", "medium": "yellow"}.get(finding["severity"], "dim")
-        out.write(
-            f"      {paint(finding['severity'].upper(), color)} {finding['code']}: {_short(finding['message'])}\n"
+        text = textwrap.fill(
+            f"{finding['code']}: {finding['message']}", width=100, subsequent_indent=" " * 10
         )
+        out.write(f"      {paint(finding['severity'].upper(), color)} {text}\n")
     if not target["findings"]:
         out.write("      findings: none\n")
     firing = {a.name for a in alarms if evaluate(a, run.points) == "ALARM"}
@@ -230,7 +232,3 @@ def _report(
     out.write("      " + paint(f"NOT as expected: wanted findings {sorted(scenario.expect_codes)} and alarms "
                                 f"{sorted(scenario.expect_alarms)}", "red") + "\n")  # fmt: skip
     return 1
-
-
-def _short(message: str, limit: int = 150) -> str:
-    return message if len(message) <= limit else message[: limit - 1] + "…"

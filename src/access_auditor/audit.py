@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from access_auditor.aws.accessanalyzer import AnalyzerPort
 from access_auditor.aws.apigateway import ControlPlane, StageState
 from access_auditor.aws.cloudtrail import ChangeHistory
 from access_auditor.aws.credentials import CredentialSource
@@ -20,6 +21,8 @@ from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AuditorError, AwsCallError, CredentialsError, PolicyParseError
 from access_auditor.findings import Finding, Severity
 from access_auditor.policy.analysis import OTHER_STAGE, Method, PolicyVerdict, check_policy
+from access_auditor.policy.document import parse_policy_text
+from access_auditor.policy.expected import render_expected_policy
 from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class Ports:
     credentials: CredentialSource
     session: requests.Session
     history: Callable[[str], ChangeHistory] | None = None
+    analyzer: Callable[[str], AnalyzerPort] | None = None
 
 
 @dataclass
@@ -219,7 +223,35 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
         for m in not_iam
     )
     result.drift = verdict.drift or bool(not_iam)
+    if config.access_analyzer and ports.analyzer and policy_text and verdict.structural_change:
+        _analyzer_check(result, ports, policy_text, verdict)
     _deployment_checks(result, config, ports, stage, verdict)
+
+
+def _analyzer_check(result: TargetResult, ports: Ports, policy_text: str, verdict: PolicyVerdict) -> None:
+    """Only on a structural change, so that a steady state costs no Access Analyzer checks."""
+    target = result.target
+    assert ports.analyzer is not None
+    expected = render_expected_policy(target.api, list(target.allowed_roles))
+    try:
+        second = ports.analyzer(target.region).cross_check(
+            parse_policy_text(policy_text), expected, target.api
+        )
+    except AuditorError as exc:
+        result.findings.append(Finding("ANALYZER_UNAVAILABLE", Severity.INFO,
+                                       f"IAM Access Analyzer could not be asked ({exc}); the local verdict stands"))  # fmt: skip
+        return
+    local_weakened = any(f.code in {"ACCESS_WEAKENED", "POLICY_MISSING"} for f in verdict.findings)
+    summary = f"no new access: {second.no_new_access}, no public access: {second.no_public_access}"
+    if second.weakened != local_weakened:
+        result.findings.append(Finding("ANALYZER_DISAGREES", Severity.MEDIUM,
+                                       f"IAM Access Analyzer ({summary}) disagrees with the local verdict "
+                                       f"(weakened: {local_weakened}); review the policy by hand. "
+                                       + "; ".join(second.reasons)))  # fmt: skip
+    else:
+        result.findings.append(
+            Finding("ANALYZER_AGREES", Severity.INFO, f"IAM Access Analyzer agrees ({summary})")
+        )
 
 
 def _deployment_checks(

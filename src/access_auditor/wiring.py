@@ -7,6 +7,7 @@ from functools import cache
 import boto3
 
 from access_auditor.audit import Ports
+from access_auditor.aws.accessanalyzer import AccessAnalyzer
 from access_auditor.aws.apigateway import ApiGateway
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.cloudtrail import CloudTrail
@@ -26,9 +27,14 @@ def build_ports(session: boto3.Session | None = None) -> Ports:
     def history(region: str) -> CloudTrail:
         return CloudTrail(make_client("cloudtrail", region, session))
 
+    @cache
+    def analyzer(region: str) -> AccessAnalyzer:
+        return AccessAnalyzer(make_client("accessanalyzer", region, session))
+
     return Ports(
         control_plane=control_plane,
         credentials=StsCredentials(session),
         session=new_session(),
         history=history,
+        analyzer=analyzer,
     )

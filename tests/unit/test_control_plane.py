@@ -97,3 +97,96 @@ def test_deadline_reports_unfinished_targets_and_returns() -> None:
     finally:
         release.set()
     assert result.audit_error and result.findings[0].code == "AUDIT_DEADLINE"
+
+
+class PolicyPlane:
+    """An in-memory control plane serving one policy, for the Access Analyzer cross-check."""
+
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+
+    def get_policy(self, api_id: str) -> str | None:
+        return self.policy
+
+    def list_methods(self, api_id: str, stage: str) -> list[object]:
+        from access_auditor.policy.analysis import Method
+
+        return [Method(stage, "GET", "/health")]
+
+    def stage_state(self, api_id: str, stage: str) -> object:
+        from access_auditor.aws.apigateway import StageState
+
+        return StageState(None, None)
+
+
+WEAK = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke",
+    "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/*",
+    "Condition": {"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}}}]})  # fmt: skip
+
+
+def analyzer_run(new_access: str, public: str, policy: str = WEAK) -> list[str]:
+    from access_auditor.aws.accessanalyzer import SYNTHETIC_SID, AccessAnalyzer
+
+    aa = client("accessanalyzer")
+    with Stubber(aa) as stub:
+        stub.add_response("check_no_new_access", {"result": new_access, "message": "m", "reasons": []})
+        stub.add_response("check_no_public_access", {"result": public, "message": "m", "reasons": []},
+                          expected_params={"policyDocument": json.dumps(_with_allow(policy, SYNTHETIC_SID)),
+                                           "resourceType": "AWS::ApiGateway::RestApi"})  # fmt: skip
+        ports = Ports(control_plane=lambda region: PolicyPlane(policy), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session(), analyzer=lambda region: AccessAnalyzer(aa))  # fmt: skip
+        [result] = run_audit(load_config({**ENV, "ACCESS_ANALYZER": "true"}), ports)
+    return [f.code for f in result.findings]
+
+
+def _with_allow(policy: str, sid: str) -> dict[str, object]:
+    doc = json.loads(policy)
+    doc["Statement"].append({"Sid": sid, "Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke",
+                             "Resource": "arn:aws:execute-api:us-east-1:123456789012:abc123/*"})  # fmt: skip
+    return doc
+
+
+def test_analyzer_agreeing_is_recorded_beside_the_local_verdict() -> None:
+    codes = analyzer_run("FAIL", "PASS")
+    assert "ACCESS_WEAKENED" in codes and "ANALYZER_AGREES" in codes and "ANALYZER_DISAGREES" not in codes
+
+
+def test_analyzer_disagreeing_is_a_finding() -> None:
+    codes = analyzer_run("PASS", "PASS")
+    assert "ACCESS_WEAKENED" in codes and "ANALYZER_DISAGREES" in codes
+
+
+def test_analyzer_is_not_asked_when_nothing_changed_structurally() -> None:
+    # The expected policy itself: the Stubber has no responses queued, so any call would fail the test.
+    from access_auditor.aws.accessanalyzer import AccessAnalyzer
+
+    expected = json.dumps(_expected())
+    aa = client("accessanalyzer")
+    with Stubber(aa):
+        ports = Ports(control_plane=lambda region: PolicyPlane(expected), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session(), analyzer=lambda region: AccessAnalyzer(aa))  # fmt: skip
+        [result] = run_audit(load_config({**ENV, "ACCESS_ANALYZER": "true"}), ports)
+    assert not any(f.code.startswith("ANALYZER") for f in result.findings)
+
+
+def test_analyzer_unreachable_degrades_to_the_local_verdict() -> None:
+    from access_auditor.aws.accessanalyzer import AccessAnalyzer
+
+    aa = client("accessanalyzer")
+    with Stubber(aa) as stub:
+        stub.add_client_error("check_no_new_access", "AccessDeniedException", "no", 403)
+        ports = Ports(control_plane=lambda region: PolicyPlane(WEAK), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session(), analyzer=lambda region: AccessAnalyzer(aa))  # fmt: skip
+        [result] = run_audit(load_config({**ENV, "ACCESS_ANALYZER": "true"}), ports)
+    codes = [f.code for f in result.findings]
+    assert "ANALYZER_UNAVAILABLE" in codes and "ACCESS_WEAKENED" in codes and result.drift
+
+
+def _expected() -> dict[str, object]:
+    from access_auditor.policy.document import ApiRef
+    from access_auditor.policy.expected import render_expected_policy
+
+    return render_expected_policy(
+        ApiRef("us-east-1", "123456789012", "abc123"), ["arn:aws:iam::123456789012:role/app"]
+    )

@@ -56,9 +56,13 @@ class CallerClass:
 
 @dataclass(frozen=True)
 class Cell:
+    """``allowed_by``/``denied_by``: statements behind the variants that got in / were refused;
+    ``allow_reasons``: how the variants that got in got in (resource-policy, identity-policy, ...)."""
+
     access: Access
-    statements: tuple[str, ...]
-    reasons: tuple[str, ...]
+    allowed_by: tuple[str, ...]
+    denied_by: tuple[str, ...]
+    allow_reasons: tuple[str, ...]
 
 
 Matrix = dict[tuple[str, Method], Cell]
@@ -162,8 +166,9 @@ def access_matrix(
                 access = Access.DENIED if not allowed else Access.CONDITIONAL
             matrix[(caller.name, method)] = Cell(
                 access=access,
-                statements=tuple(sorted({s for d in decisions for s in d.statements})),
-                reasons=tuple(sorted({d.reason for d in decisions})),
+                allowed_by=tuple(sorted({s for d in allowed for s in d.statements})),
+                denied_by=tuple(sorted({s for d in decisions if not d.allowed for s in d.statements})),
+                allow_reasons=tuple(sorted({d.reason for d in allowed})),
             )
     return matrix
 
@@ -247,7 +252,7 @@ def _matrix_findings(
                     "ACCESS_CHANGED",
                     Severity.MEDIUM,
                     f"{caller.name}: access to {method} changed from {before.access.value} to "
-                    f"{after.access.value}{_more(rest)}; {_responsible(after)}.",
+                    f"{after.access.value}{_more(rest)}; {_why_allowed(after) if after.allowed_by or after.allow_reasons else _why_denied(after)}.",
                 )
             )
     return findings
@@ -265,7 +270,7 @@ def _weakened(caller: CallerClass, gained: list[tuple[Method, Cell, Cell]]) -> F
         "ACCESS_WEAKENED",
         Severity.CRITICAL if always else Severity.HIGH,
         f"{caller.name} {how} {method}{_more(gained)}, which the expected policy denies; "
-        f"{_responsible(cell)}. Restore the expected Deny and deploy the stage.",
+        f"{_why_allowed(cell)}. Restore the expected Deny and deploy the stage.",
     )
 
 
@@ -275,18 +280,22 @@ def _locked_out(caller: CallerClass, lost: list[tuple[Method, Cell, Cell]]) -> F
     return Finding(
         "ALLOWED_ROLE_LOCKED_OUT",
         Severity.HIGH,
-        f"{caller.name} {how} {method}{_more(lost)}; {_responsible(cell)}. Fix the statement or restore the "
+        f"{caller.name} {how} {method}{_more(lost)}; {_why_denied(cell)}. Fix the statement or restore the "
         "expected policy, then deploy the stage.",
     )
 
 
-def _responsible(cell: Cell) -> str:
-    if cell.statements:
-        return "responsible: " + ", ".join(cell.statements)
-    if "identity-policy" in cell.reasons:
-        return "no statement of the saved policy denies it, so the caller's own IAM policy decides"
-    if "no-policy" in cell.reasons:
+def _why_allowed(cell: Cell) -> str:
+    if cell.allowed_by:
+        return "allowed by " + ", ".join(cell.allowed_by)
+    if "no-policy" in cell.allow_reasons:
         return "there is no resource policy"
+    return "no statement of the saved policy denies it, so the caller's own IAM policy decides"
+
+
+def _why_denied(cell: Cell) -> str:
+    if cell.denied_by:
+        return "denied by " + ", ".join(cell.denied_by)
     return "no statement of the saved policy allows it"
 
 
