@@ -182,7 +182,9 @@ def test_unreadable_policies_raise_a_parse_error_naming_the_problem(text: str) -
 
 
 def test_findings_blame_the_statement_that_lets_in_or_locks_out() -> None:
-    opened = check_policy(json.dumps(WEAKENED["condition dropped, allow everyone added"]), API, [ROLE], METHODS)
+    opened = check_policy(
+        json.dumps(WEAKENED["condition dropped, allow everyone added"]), API, [ROLE], METHODS
+    )
     assert any("allowed by Statement[0]" in f.message for f in opened.findings if f.code == "ACCESS_WEAKENED")
     locked = check_policy(json.dumps(LOCKED_OUT["extra unconditional deny on DELETE"]), API, [ROLE], METHODS)
     message = next(f.message for f in locked.findings if f.code == "ALLOWED_ROLE_LOCKED_OUT")
