@@ -57,11 +57,14 @@ def load_template(path: Path) -> dict[str, Any]:
     return data
 
 
+def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
+    return {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+
+
 def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None = None) -> list[Alarm]:
     """Every AWS::CloudWatch::Alarm, with parameters resolved to their defaults (or ``overrides``).
     A Ref to a resource resolves to its logical id."""
-    params = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
-    params.update(overrides or {})
+    params = {**parameter_defaults(template), **(overrides or {})}
 
     def resolve(value: Any) -> str:
         if isinstance(value, dict) and "Ref" in value:
@@ -151,7 +154,7 @@ class FunctionSpec:
 
 def function_spec(template: dict[str, Any], logical_id: str = "AuditorFunction") -> FunctionSpec:
     """How Lambda would load the function: CodeUri and Handler, plus the Powertools settings it gets."""
-    params = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    params = parameter_defaults(template)
     props = template["Resources"][logical_id]["Properties"]
     variables = props["Environment"]["Variables"]
 

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import boto3
-
 from local_aws.alarms import evaluate, load_template, template_alarms
 from local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
 from local_aws.sample import (
@@ -25,7 +23,9 @@ from local_aws.sample import (
     STAGE,
     SampleApi,
     add_method,
+    auditor_env,
     create_sample_api,
+    deploy,
     grant_invoke,
     save_policy,
 )
@@ -43,15 +43,14 @@ class Scenario:
 class World:
     """The sample API and the clients that change it."""
 
-    def __init__(self, aws: LocalAws, session: boto3.Session) -> None:
+    def __init__(self, aws: LocalAws) -> None:
         self.aws = aws
-        self.apigw = session.client("apigateway")
-        self.iam = session.client("iam")
-        self.sts = session.client("sts")
-        self.sample: SampleApi = create_sample_api(session, aws.account)
+        self.apigw = aws.client("apigateway")
+        self.iam = aws.client("iam")
+        self.sample: SampleApi = create_sample_api(aws)
 
     def deploy(self) -> None:
-        self.apigw.create_deployment(restApiId=self.sample.api_id, stageName=STAGE)
+        deploy(self.apigw, self.sample.api_id)
 
     def weakened_policy(self) -> str:
         doc = json.loads(self.sample.expected_policy())
@@ -77,25 +76,7 @@ class World:
         grant_invoke(self.iam, self.sample.allowed_role_arn.rsplit("/", 1)[1], f"{self.sample.api.arn}/*")
 
     def function_env(self) -> dict[str, str]:
-        """Mode 1 of the template: the function runs as the allowed role, so its own credentials are the
-        role's session credentials, as Lambda would provide them."""
-        creds = self.sts.assume_role(RoleArn=self.sample.allowed_role_arn, RoleSessionName="AuditorFunction")[
-            "Credentials"
-        ]
-        return {
-            **self.aws.env,
-            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": creds["SessionToken"],
-            "API_ID": self.sample.api_id,
-            "API_STAGE": STAGE,
-            "API_REGION": self.aws.region,
-            "API_ACCOUNT": self.aws.account,
-            "ALLOWED_ROLE_ARN": self.sample.allowed_role_arn,
-            "OUTSIDER_ROLE_ARN": self.sample.outsider_role_arn,
-            "API_ENDPOINT": self.aws.invoke_url(self.sample.api_id, STAGE),
-            "CLOUDTRAIL_LOOKUP": "true",
-        }
+        return {**auditor_env(self.aws, self.sample), "CLOUDTRAIL_LOOKUP": "true"}
 
 
 def _nothing(world: World) -> None:
@@ -175,8 +156,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         paint("apigw-access-auditor demo", "bold") + " - local AWS on loopback, no account, no network\n"
     )
     with LocalAws() as aws:
-        os.environ.update(aws.env)
-        world = World(aws, boto3.Session(region_name=aws.region))
+        world = World(aws)
         out.write(f"  API {world.sample.api_id} stage {STAGE}, locked to {world.sample.allowed_role_arn}\n")
         out.write(f"  outsider role {world.sample.outsider_role_arn}\n")
         out.write(f"  alarms read from template.yaml: {', '.join(a.name for a in alarms)}\n\n")

@@ -35,7 +35,6 @@ class Invocation:
     points: list[Datapoint]
     logs: list[dict[str, Any]] = field(default_factory=list)
     stdout: str = ""
-    duration_ms: float = 0.0
 
 
 def invoke_auditor(
@@ -100,5 +99,4 @@ def invoke_auditor(
         points,
         logs,
         completed.stdout,
-        outcome.get("durationMs", 0.0),
     )

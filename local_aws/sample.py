@@ -8,10 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
 from access_auditor.policy.document import ApiRef
 from access_auditor.policy.expected import render_expected_policy
+from local_aws.server import LocalAws
 
 STAGE = "prod"
 INVOKE_POLICY = "invoke-api"
@@ -34,15 +33,16 @@ class SampleApi:
         return json.dumps(render_expected_policy(self.api, [self.allowed_role_arn]))
 
 
-def create_sample_api(session: boto3.Session, account: str) -> SampleApi:
+def create_sample_api(aws: LocalAws) -> SampleApi:
     """Create the roles and the API, apply the expected policy and deploy the stage."""
-    iam = session.client("iam")
-    apigw = session.client("apigateway")
+    iam = aws.client("iam")
+    apigw = aws.client("apigateway")
+    account = aws.account
     trust = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]})  # fmt: skip
     api = apigw.create_rest_api(name="orders-api", endpointConfiguration={"types": ["REGIONAL"]})
     api_id = api["id"]
-    region = session.region_name or "us-east-1"
+    region = aws.region
     roles = {}
     for name in ("orders-auditor", "someone-else"):
         role = iam.create_role(RoleName=name, Path="/apigw-access-auditor/", AssumeRolePolicyDocument=trust)
@@ -59,7 +59,7 @@ def create_sample_api(session: boto3.Session, account: str) -> SampleApi:
     add_method(apigw, api_id, named["id"], "GET")
     sample = SampleApi(api_id, STAGE, region, account, roles["orders-auditor"], roles["someone-else"])
     save_policy(apigw, api_id, sample.expected_policy())
-    apigw.create_deployment(restApiId=api_id, stageName=STAGE)
+    deploy(apigw, api_id)
     return sample
 
 
@@ -82,3 +82,33 @@ def save_policy(apigw: Any, api_id: str, policy_json: str) -> None:
     apigw.update_rest_api(
         restApiId=api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}]
     )
+
+
+def deploy(apigw: Any, api_id: str) -> None:
+    apigw.create_deployment(restApiId=api_id, stageName=STAGE)
+
+
+def role_env(aws: LocalAws, role_arn: str, session_name: str) -> dict[str, str]:
+    """The credential variables of a session of ``role_arn``, issued by the emulated STS."""
+    creds = aws.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
+
+
+def auditor_env(aws: LocalAws, sample: SampleApi) -> dict[str, str]:
+    """The auditor function's environment in the template's first mode: it runs as the allowed role, so
+    its own credentials are a session of that role, as Lambda would provide them."""
+    return {
+        **aws.env,
+        **role_env(aws, sample.allowed_role_arn, "AuditorFunction"),
+        "API_ID": sample.api_id,
+        "API_STAGE": STAGE,
+        "API_REGION": aws.region,
+        "API_ACCOUNT": aws.account,
+        "ALLOWED_ROLE_ARN": sample.allowed_role_arn,
+        "OUTSIDER_ROLE_ARN": sample.outsider_role_arn,
+        "API_ENDPOINT": aws.invoke_url(sample.api_id, STAGE),
+    }

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import threading
 
-import boto3
-
-from local_aws.sample import STAGE, create_sample_api
+from local_aws.sample import STAGE, create_sample_api, role_env
 from local_aws.server import LocalAws
 
 
 def serve(stop: threading.Event | None = None) -> int:
     with LocalAws() as aws:
-        os.environ.update(aws.env)
-        session = boto3.Session(region_name=aws.region)
-        sample = create_sample_api(session, aws.account)
-        creds = session.client("sts").assume_role(RoleArn=sample.allowed_role_arn, RoleSessionName="by-hand")[
-            "Credentials"
-        ]
-        env = {**aws.env, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-               "AWS_SESSION_TOKEN": creds["SessionToken"]}  # fmt: skip
+        sample = create_sample_api(aws)
+        env = {**aws.env, **role_env(aws, sample.allowed_role_arn, "by-hand")}
         url = aws.invoke_url(sample.api_id, STAGE)
         lines = [
             "# The local AWS is running. In another shell, paste these to act as the allowed role",

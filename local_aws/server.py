@@ -6,7 +6,9 @@ import contextlib
 import io
 import logging
 from types import TracebackType
+from typing import Any
 
+import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
@@ -45,6 +47,17 @@ class LocalAws:
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def client(self, service: str) -> Any:
+        """A boto3 client bound to this local AWS (explicit endpoint and credentials: the process
+        environment is left alone, so several local AWSes, and the caller's own settings, never mix)."""
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def invoke_url(self, api_id: str, stage: str) -> str:
         return f"{self.gateway.url}/{api_id}/{stage}"

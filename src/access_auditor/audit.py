@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from botocore.credentials import ReadOnlyCredentials
 
 from access_auditor.aws.accessanalyzer import AnalyzerPort
 from access_auditor.aws.apigateway import ControlPlane, StageState
@@ -21,8 +22,6 @@ from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AuditorError, AwsCallError, CredentialsError, PolicyParseError
 from access_auditor.findings import Finding, Severity
 from access_auditor.policy.analysis import OTHER_STAGE, Method, PolicyVerdict, check_policy
-from access_auditor.policy.document import parse_policy_text
-from access_auditor.policy.expected import render_expected_policy
 from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,9 @@ class TargetResult:
     request_id: str | None = None
     error_type: str | None = None
     findings: list[Finding] = field(default_factory=list)
+
+    def add(self, code: str, severity: Severity, message: str) -> None:
+        self.findings.append(Finding(code, severity, message))
 
     @property
     def ok(self) -> bool:
@@ -89,9 +91,11 @@ def run_audit(
         if future.done() and not future.cancelled():
             results.append(future.result())
         else:
-            results.append(_error(target, "AUDIT_DEADLINE",
-                                  "the audit of this target did not finish before the invocation's deadline; "
-                                  "raise the function timeout or lower MAX_CONCURRENCY's load"))  # fmt: skip
+            late = TargetResult(target, audit_error=True)
+            late.add("AUDIT_DEADLINE", Severity.HIGH,
+                     "the audit of this target did not finish before the invocation's deadline; raise the "
+                     "function's timeout, or split the targets over more functions")  # fmt: skip
+            results.append(late)
     return results
 
 
@@ -104,34 +108,26 @@ def audit_target(target: Target, config: AuditConfig, ports: Ports) -> TargetRes
     except Exception as exc:  # a bug must not lose the other targets' results
         log.exception("unexpected error auditing %s", target.api_id)
         result.audit_error = True
-        result.findings.append(
-            Finding("AUDIT_ERROR", Severity.HIGH, f"internal error: {type(exc).__name__}: {exc}")
-        )
+        result.add("AUDIT_ERROR", Severity.HIGH, f"internal error: {type(exc).__name__}: {exc}")
     return result
 
 
 def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
     target = result.target
-    timeout = (config.connect_timeout, config.read_timeout)
     url = target.health_url
+
+    def call_as(credentials: ReadOnlyCredentials | None) -> CallResult:
+        timeout = (config.connect_timeout, config.read_timeout)
+        return make_call(ports.session, target.health_method, url, region=target.region, credentials=credentials,
+                         timeout=timeout)  # fmt: skip
+
     try:
         credentials = ports.credentials.credentials(target.assume_role_arn)
     except CredentialsError as exc:
         result.audit_error = True
-        result.findings.append(
-            Finding(
-                "CREDENTIALS_UNAVAILABLE", Severity.HIGH, f"no credentials to sign the health call: {exc}"
-            )
-        )
+        result.add("CREDENTIALS_UNAVAILABLE", Severity.HIGH, f"no credentials to sign the health call: {exc}")
         return
-    health = make_call(
-        ports.session,
-        target.health_method,
-        url,
-        region=target.region,
-        credentials=credentials,
-        timeout=timeout,
-    )
+    health = call_as(credentials)
     _record(result, health)
     failure = health_finding(health, target.expected_status, url)
     if failure:
@@ -140,28 +136,14 @@ def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> Non
     result.healthy = True
     # Negative probes only after a successful call: then the path is known to exist, and a "Missing
     # Authentication Token" answer really means "signature required" rather than "no such path".
-    got_in = []
-    unsigned = make_call(
-        ports.session, target.health_method, url, region=target.region, credentials=None, timeout=timeout
-    )
-    got_in.append(_probe(result, unsigned, "unsigned", url))
+    got_in = [_probe(result, call_as(None), "unsigned", url)]
     if target.outsider_role_arn:
         try:
             outsider = ports.credentials.credentials(target.outsider_role_arn)
         except CredentialsError as exc:
-            result.findings.append(
-                Finding("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"outsider probe skipped: {exc}")
-            )
+            result.add("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"outsider probe skipped: {exc}")
         else:
-            probe = make_call(
-                ports.session,
-                target.health_method,
-                url,
-                region=target.region,
-                credentials=outsider,
-                timeout=timeout,
-            )
-            got_in.append(_probe(result, probe, "outsider", url))
+            got_in.append(_probe(result, call_as(outsider), "outsider", url))
     result.unauthorized_call_allowed = any(got_in)
 
 
@@ -194,9 +176,7 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
             if throttled
             else str(exc)
         )
-        result.findings.append(
-            Finding("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}")
-        )
+        result.add("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}")
         return
 
     analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
@@ -204,54 +184,37 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
         verdict = check_policy(policy_text, target.api, target.allowed_roles, analysed)
     except PolicyParseError as exc:
         result.drift = True
-        result.findings.append(
-            Finding(
-                "POLICY_UNREADABLE", Severity.CRITICAL, f"the saved resource policy cannot be read: {exc}"
-            )
-        )
+        result.add("POLICY_UNREADABLE", Severity.CRITICAL, f"the saved resource policy cannot be read: {exc}")
         return
     result.findings.extend(verdict.findings)
     not_iam = [m for m in methods if m.authorization_type != "AWS_IAM"]
-    result.findings.extend(
-        Finding(
-            "METHOD_NOT_IAM",
-            Severity.HIGH,
-            f"{m.http_method} {m.path} uses authorizationType {m.authorization_type}: no IAM identity reaches the "
-            "resource policy, so the allowed role is locked out of it (and it is public if the policy goes). "
-            "Set it to AWS_IAM and deploy the stage.",
-        )  # fmt: skip
-        for m in not_iam
-    )
+    for m in not_iam:
+        result.add("METHOD_NOT_IAM", Severity.HIGH,
+                   f"{m.http_method} {m.path} uses authorizationType {m.authorization_type}: no IAM identity reaches "
+                   "the resource policy, so the allowed role is locked out of it (and it is public if the policy "
+                   "goes). Set it to AWS_IAM and deploy the stage.")  # fmt: skip
     result.drift = verdict.drift or bool(not_iam)
-    if config.access_analyzer and ports.analyzer and policy_text and verdict.structural_change:
-        _analyzer_check(result, ports, policy_text, verdict)
+    if config.access_analyzer and ports.analyzer and verdict.structural_change:
+        _analyzer_check(result, ports.analyzer(target.region), verdict)
     _deployment_checks(result, config, ports, stage, verdict)
 
 
-def _analyzer_check(result: TargetResult, ports: Ports, policy_text: str, verdict: PolicyVerdict) -> None:
+def _analyzer_check(result: TargetResult, analyzer: AnalyzerPort, verdict: PolicyVerdict) -> None:
     """Only on a structural change, so that a steady state costs no Access Analyzer checks."""
-    target = result.target
-    assert ports.analyzer is not None
-    expected = render_expected_policy(target.api, list(target.allowed_roles))
+    assert verdict.saved_document is not None  # a structural change needs a saved policy
     try:
-        second = ports.analyzer(target.region).cross_check(
-            parse_policy_text(policy_text), expected, target.api
-        )
+        second = analyzer.cross_check(verdict.saved_document, verdict.expected_document, result.target.api)
     except AuditorError as exc:
-        result.findings.append(Finding("ANALYZER_UNAVAILABLE", Severity.INFO,
-                                       f"IAM Access Analyzer could not be asked ({exc}); the local verdict stands"))  # fmt: skip
+        result.add("ANALYZER_UNAVAILABLE", Severity.INFO,
+                   f"IAM Access Analyzer could not be asked ({exc}); the local verdict stands")  # fmt: skip
         return
-    local_weakened = any(f.code in {"ACCESS_WEAKENED", "POLICY_MISSING"} for f in verdict.findings)
     summary = f"no new access: {second.no_new_access}, no public access: {second.no_public_access}"
-    if second.weakened != local_weakened:
-        result.findings.append(Finding("ANALYZER_DISAGREES", Severity.MEDIUM,
-                                       f"IAM Access Analyzer ({summary}) disagrees with the local verdict "
-                                       f"(weakened: {local_weakened}); review the policy by hand. "
-                                       + "; ".join(second.reasons)))  # fmt: skip
+    if second.weakened != verdict.weakened:
+        result.add("ANALYZER_DISAGREES", Severity.MEDIUM,
+                   f"IAM Access Analyzer ({summary}) disagrees with the local verdict (weakened: {verdict.weakened}); "
+                   "review the policy by hand. " + "; ".join(second.reasons))  # fmt: skip
     else:
-        result.findings.append(
-            Finding("ANALYZER_AGREES", Severity.INFO, f"IAM Access Analyzer agrees ({summary})")
-        )
+        result.add("ANALYZER_AGREES", Severity.INFO, f"IAM Access Analyzer agrees ({summary})")
 
 
 def _deployment_checks(
@@ -259,29 +222,22 @@ def _deployment_checks(
 ) -> None:
     target = result.target
     if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:
-        result.findings.append(Finding("CANARY_DEPLOYMENT", Severity.MEDIUM,
-                                       f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
-                                       f"{stage.canary_deployment_id}, which may serve another policy"))  # fmt: skip
+        result.add("CANARY_DEPLOYMENT", Severity.MEDIUM,
+                   f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
+                   f"{stage.canary_deployment_id}, which may serve another policy")  # fmt: skip
     if not (config.cloudtrail_lookup and ports.history and stage.deployed_at):
         return
     try:
         changes = ports.history(target.region).policy_changes_since(target.api_id, stage.deployed_at)
     except AuditorError as exc:
-        result.findings.append(
-            Finding("UNDEPLOYED_CHECK_FAILED", Severity.LOW, f"could not read CloudTrail: {exc}")
-        )
+        result.add("UNDEPLOYED_CHECK_FAILED", Severity.LOW, f"could not read CloudTrail: {exc}")
         return
     result.undeployed_change = bool(changes)
     if changes:
         last = max(changes, key=lambda c: c.event_time)
-        weakens = any(f.code in {"ACCESS_WEAKENED", "POLICY_MISSING"} for f in verdict.findings)
-        effect = ("would WEAKEN access" if weakens else "would change access" if verdict.drift
+        effect = ("would WEAKEN access" if verdict.weakened else "would change access" if verdict.drift
                   else "would not change who can invoke the API")  # fmt: skip
-        result.findings.append(Finding("UNDEPLOYED_POLICY_CHANGE", Severity.HIGH if weakens else Severity.MEDIUM,
-                                       f"the policy was changed ({last.event_name} by {last.actor} at "
-                                       f"{last.event_time:%Y-%m-%d %H:%M:%SZ}) after stage {target.stage} was last "
-                                       f"deployed; it is saved but not live, and once deployed it {effect}"))  # fmt: skip
-
-
-def _error(target: Target, code: str, message: str) -> TargetResult:
-    return TargetResult(target, audit_error=True, findings=[Finding(code, Severity.HIGH, message)])
+        result.add("UNDEPLOYED_POLICY_CHANGE", Severity.HIGH if verdict.weakened else Severity.MEDIUM,
+                   f"the policy was changed ({last.event_name} by {last.actor} at "
+                   f"{last.event_time:%Y-%m-%d %H:%M:%SZ}) after stage {target.stage} was last deployed; "
+                   f"it is saved but not live, and once deployed it {effect}")  # fmt: skip

@@ -43,19 +43,15 @@ class SignedRequest:
     string_to_sign: str
 
     def redacted_headers(self) -> dict[str, str]:
-        return redact_headers(self.headers)
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers safe to print: the signature and the session token are replaced."""
-    safe = {}
-    for name, value in headers.items():
-        if name.lower() == "authorization":
-            value = re.sub(r"Signature=[0-9a-f]+", f"Signature={REDACTED}", value)
-        elif name.lower() == "x-amz-security-token":
-            value = REDACTED
-        safe[name] = value
-    return safe
+        """Headers safe to print: the signature and the session token are replaced."""
+        safe = {}
+        for name, value in self.headers.items():
+            if name.lower() == "authorization":
+                value = re.sub(r"Signature=[0-9a-f]+", f"Signature={REDACTED}", value)
+            elif name.lower() == "x-amz-security-token":
+                value = REDACTED
+            safe[name] = value
+        return safe
 
 
 def region_from_host(url: str) -> str | None:

@@ -185,7 +185,7 @@ def test_audit_reports_findings_with_exit_1(
 
 def test_audit_bad_config_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "targets.json"
-    config.write_text(json.dumps([{"API_ID": "abc123", "API_STAGE": "prod"}]))
+    config.write_text(json.dumps([{"API_ID": "abc123", "API_STAGE": "prod", "API_REGION": "us-east-1"}]))
     assert main(["audit", "--config", str(config)]) == 2
     assert "ALLOWED_ROLE_ARN is required" in capsys.readouterr().err
 
@@ -218,3 +218,21 @@ def test_serve_prints_what_a_person_needs(capsys: pytest.CaptureFixture[str]) ->
     # THEN the credentials to act as the allowed role, and the README's variables, are printed
     assert "export AWS_SESSION_TOKEN=" in printed and "export URL=http://127.0.0.1:" in printed
     assert "access-auditor call " in printed
+
+
+def test_policy_render_looks_role_names_up_so_the_path_is_kept(
+    harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in shell_env(harness).items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    code = main(["policy", "render", "--region", harness.aws.region, "--account", harness.aws.account,
+                 "--api-id", harness.sample.api_id, "--role", "orders-auditor"])  # fmt: skip
+    assert code == 0
+    exempt = json.loads(capsys.readouterr().out)["Statement"][0]["Condition"]["StringNotEquals"][
+        "aws:PrincipalArn"
+    ]
+    assert exempt == "arn:aws:iam::123456789012:role/apigw-access-auditor/orders-auditor"
+    # a name IAM does not know is an error naming the operation, not a traceback
+    assert main(["policy", "render", "--api-arn", harness.sample.api.arn, "--role", "nobody"]) == 3
+    assert "GetRole failed" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def metric(run: Invocation, name: str) -> list[float]:
 
 def test_expected_policy_in_api_gateways_escaped_form_is_healthy_without_drift(harness: Harness) -> None:
     # GIVEN the expected policy, which the local AWS stores escaped exactly as API Gateway does
-    stored = harness.session.client("apigateway").get_rest_api(restApiId=harness.sample.api_id)["policy"]
+    stored = harness.aws.client("apigateway").get_rest_api(restApiId=harness.sample.api_id)["policy"]
     assert '\\"Effect\\"' in stored and "\\/" in stored
     # WHEN the auditor runs
     run = invoke_auditor(harness.function_env())

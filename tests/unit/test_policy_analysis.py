@@ -33,8 +33,10 @@ BASE: dict[str, Any] = {
 
 
 def variant(**changes: Any) -> dict[str, Any]:
+    """BASE with statement elements replaced; a None value removes the element."""
     doc = copy.deepcopy(BASE)
     doc["Statement"][0].update(changes)
+    doc["Statement"][0] = {k: v for k, v in doc["Statement"][0].items() if v is not None}
     return doc
 
 
@@ -109,8 +111,6 @@ WEAKENED = {
 
 @pytest.mark.parametrize("doc", WEAKENED.values(), ids=WEAKENED.keys())
 def test_weakened_policies_are_critical_or_high(doc: dict[str, Any]) -> None:
-    if doc.get("Statement") and isinstance(doc["Statement"], list) and doc["Statement"]:
-        doc["Statement"][0] = {k: v for k, v in doc["Statement"][0].items() if v is not None}
     drift, codes, severities = verdict_for(doc)
     assert drift
     assert "ACCESS_WEAKENED" in codes
@@ -189,3 +189,22 @@ def test_findings_blame_the_statement_that_lets_in_or_locks_out() -> None:
     locked = check_policy(json.dumps(LOCKED_OUT["extra unconditional deny on DELETE"]), API, [ROLE], METHODS)
     message = next(f.message for f in locked.findings if f.code == "ALLOWED_ROLE_LOCKED_OUT")
     assert "DELETE" in message and "denied by Statement[1]" in message
+
+
+def test_a_statement_with_an_unknown_element_is_neither_trusted_nor_ignored() -> None:
+    # GIVEN the expected Deny carrying an element IAM may know but the evaluator does not
+    doc = variant(Comment="rotated by the platform team")
+    verdict = check_policy(json.dumps(doc), API, [ROLE], METHODS)
+    codes = {f.code: f.severity.value for f in verdict.findings}
+    # THEN it is reported, and the Deny counts as maybe-applying: others only conditionally kept out
+    assert verdict.drift and codes["POLICY_NOT_MODELLED"] == "medium"
+    assert codes["ACCESS_WEAKENED"] == "high" and "ALLOWED_ROLE_LOCKED_OUT" in codes
+
+
+def test_a_service_principal_is_reported_but_does_not_blind_the_statement() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["Statement"].append({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                             "Action": "execute-api:Invoke", "Resource": f"{ARN}/*"})  # fmt: skip
+    verdict = check_policy(json.dumps(doc), API, [ROLE], METHODS)
+    codes = {f.code for f in verdict.findings}
+    assert codes == {"POLICY_NOT_MODELLED"}  # no caller class changed access

@@ -12,7 +12,7 @@ from typing import Any
 from access_auditor.aws.apigateway import ApiGateway
 from access_auditor.aws.clients import call, make_client
 from access_auditor.cli.call import aws_session
-from access_auditor.errors import ConfigError, PolicyParseError
+from access_auditor.errors import AuditorError, ConfigError, PolicyParseError
 from access_auditor.policy.analysis import check_policy, representative_methods
 from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
 from access_auditor.policy.evaluator import RequestContext, decide_invoke
@@ -86,10 +86,16 @@ def _api(args: argparse.Namespace) -> ApiRef:
     return ApiRef.from_arn(f"arn:aws:execute-api:{args.region}:{args.account}:{args.api_id}")
 
 
-def resolve_roles(names: list[str], account: str, profile: str | None, region: str) -> list[str]:
-    """ARNs pass through; a bare name is looked up with iam:GetRole, because aws:PrincipalArn carries the
-    role's path and a hand-built ARN without it would lock the role out."""
+def role_arn_by_name(iam: Any, name: str) -> str:
+    """A role's ARN from its name, path included: aws:PrincipalArn carries the path, and a hand-built ARN
+    without it would lock the role out. Raises AwsCallError or CredentialsError."""
+    return str(call("GetRole", iam.get_role, RoleName=name)["Role"]["Arn"])
+
+
+def resolve_roles(names: list[str], account: str, session: Any, region: str) -> list[str]:
+    """ARNs pass through; a bare name is looked up in IAM (see role_arn_by_name)."""
     resolved = []
+    iam = None
     for name in names:
         if name.startswith("arn:"):
             if not ROLE_ARN.match(name):
@@ -98,19 +104,17 @@ def resolve_roles(names: list[str], account: str, profile: str | None, region: s
                 )
             resolved.append(name)
             continue
-        iam = make_client("iam", region, aws_session(profile))
-        role = call("GetRole", iam.get_role, RoleName=name)["Role"]
-        if role["Arn"].split(":")[4] != account:
-            raise ConfigError(
-                f"--role {name}: found in account {role['Arn'].split(':')[4]}, not the API's {account}"
-            )
-        resolved.append(role["Arn"])
+        iam = iam or make_client("iam", region, session)
+        arn = role_arn_by_name(iam, name)
+        if arn.split(":")[4] != account:
+            raise ConfigError(f"--role {name}: found in account {arn.split(':')[4]}, not the API's {account}")
+        resolved.append(arn)
     return resolved
 
 
 def run_render(args: argparse.Namespace) -> int:
     api = _api(args)
-    roles = resolve_roles(args.role, api.account, args.profile, api.region)
+    roles = resolve_roles(args.role, api.account, aws_session(args.profile), api.region)
     print(json.dumps(render_expected_policy(api, roles), indent=2))
     return 0
 
@@ -145,7 +149,7 @@ def run_apply(args: argparse.Namespace) -> int:
     plane = ApiGateway(make_client("apigateway", args.region, session))
     identity = call("GetCallerIdentity", make_client("sts", args.region, session).get_caller_identity)
     api = ApiRef(args.region, identity["Account"], args.api_id)
-    roles = resolve_roles(args.role, api.account, args.profile, args.region)
+    roles = resolve_roles(args.role, api.account, session, args.region)
     new = render_expected_policy(api, roles)
     saved_text = plane.get_policy(args.api_id)
     saved = parse_policy_text(saved_text) if saved_text else None
@@ -176,9 +180,7 @@ def _principal_arn(caller_arn: str, session: Any, region: str) -> str:
     if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
         name = parts[5].split("/")[1]
         try:
-            return str(
-                call("GetRole", make_client("iam", region, session).get_role, RoleName=name)["Role"]["Arn"]
-            )
-        except Exception:  # no iam:GetRole permission: the path is unknown, assume none
+            return role_arn_by_name(make_client("iam", region, session), name)
+        except AuditorError:  # no iam:GetRole permission: the path is unknown, assume none
             return f"arn:aws:iam::{parts[4]}:role/{name}"
     return caller_arn

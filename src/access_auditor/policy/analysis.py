@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from access_auditor.findings import Finding, Severity
 from access_auditor.policy.document import ApiRef, Policy, canonicalize_policy, load_policy, parse_policy_text
@@ -75,6 +76,14 @@ class PolicyVerdict:
     expected: Matrix = field(default_factory=dict)
     saved: Matrix = field(default_factory=dict)
     structural_change: bool = False
+    # The decoded documents behind the verdict, for a second opinion (Access Analyzer) without re-reading.
+    expected_document: dict[str, Any] = field(default_factory=dict)
+    saved_document: dict[str, Any] | None = None
+
+    @property
+    def weakened(self) -> bool:
+        """Someone other than the allowed roles can get in (or there is no policy at all)."""
+        return any(f.code in {"ACCESS_WEAKENED", "POLICY_MISSING"} for f in self.findings)
 
 
 def representative_methods(stage: str) -> list[Method]:
@@ -362,6 +371,10 @@ def check_policy(
     ``saved_text`` is the policy as API Gateway returns it (plain or escaped JSON), or None when the API has
     none. Raises PolicyParseError when the text cannot be read as a policy.
     """
-    expected = load_policy(render_expected_policy(api, list(allowed_roles)), api)
-    saved = load_policy(parse_policy_text(saved_text), api) if saved_text is not None else None
-    return analyse_policy(saved, expected, api, allowed_roles, methods)
+    expected_document = render_expected_policy(api, list(allowed_roles))
+    saved_document = parse_policy_text(saved_text) if saved_text is not None else None
+    saved = load_policy(saved_document, api) if saved_document is not None else None
+    verdict = analyse_policy(saved, load_policy(expected_document, api), api, allowed_roles, methods)
+    verdict.expected_document = expected_document
+    verdict.saved_document = saved_document
+    return verdict

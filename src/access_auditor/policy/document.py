@@ -71,6 +71,9 @@ class Statement:
     not_resources: tuple[str, ...] | None
     conditions: tuple[Condition, ...]
     unmodelled: tuple[str, ...] = ()
+    # An element IAM knows and we do not: the statement's effect cannot be evaluated at all. (An unmodelled
+    # Service or Federated principal is reported but harmless: it never matches an IAM caller.)
+    opaque: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def _load_statement(raw: Any, index: int, api: ApiRef | None, resource_policy: b
         not_resources=_resources(raw["NotResource"], label, api) if "NotResource" in raw else None,
         conditions=_conditions(raw.get("Condition", {}), label),
         unmodelled=tuple(unmodelled),
+        opaque=any(key not in _STATEMENT_KEYS for key in raw),
     )
 
 

@@ -204,7 +204,7 @@ def _applies(
     check_principal: bool,
     unknown_as: bool,
 ) -> bool:
-    if statement.unmodelled and not _principal_unmodelled_only(statement):
+    if statement.opaque:
         return unknown_as
     if check_principal and not _principal_matches(statement, context, unknown_as):
         return False
@@ -217,11 +217,6 @@ def _applies(
     if statement.not_resources is not None and any(_glob(r, resource, True) for r in statement.not_resources):
         return False
     return all(_condition_holds(c, context, unknown_as) for c in statement.conditions)
-
-
-def _principal_unmodelled_only(statement: Statement) -> bool:
-    # A service or federated principal is unmodelled, but it simply never matches our IAM caller classes.
-    return all(": principal " in item for item in statement.unmodelled)
 
 
 def _principal_matches(statement: Statement, context: RequestContext, unknown_as: bool) -> bool:
