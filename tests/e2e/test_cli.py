@@ -44,6 +44,15 @@ def shell_env(harness: Harness) -> dict[str, str]:
     }  # fmt: skip
 
 
+@pytest.fixture
+def as_allowed_role(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    """This process's AWS settings become the local AWS and a session of the allowed role."""
+    for key, value in shell_env(harness).items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    return harness
+
+
 def test_readme_has_examples() -> None:
     assert len(readme_examples()) >= 10
 
@@ -166,11 +175,9 @@ def test_policy_check_reads_stdin_in_the_escaped_form(
 
 
 def test_audit_reports_findings_with_exit_1(
-    harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    as_allowed_role: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key, value in shell_env(harness).items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
+    harness = as_allowed_role
     harness.save_and_deploy(json.dumps({"Version": "2012-10-17", "Statement": []}))
     try:
         code = main(["audit", "--api-id", harness.sample.api_id, "--stage", STAGE, "--region", harness.aws.region,
@@ -221,11 +228,9 @@ def test_serve_prints_what_a_person_needs(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_policy_render_looks_role_names_up_so_the_path_is_kept(
-    harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    as_allowed_role: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key, value in shell_env(harness).items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
+    harness = as_allowed_role
     code = main(["policy", "render", "--region", harness.aws.region, "--account", harness.aws.account,
                  "--api-id", harness.sample.api_id, "--role", "orders-auditor"])  # fmt: skip
     assert code == 0
