@@ -1,6 +1,7 @@
 """A local execute-api front door: it serves each stage's *deployed* snapshot, verifies SigV4 against the
 credentials the emulated STS and IAM issued, resolves aws:PrincipalArn, and applies the method's
-authorization type and the deployed resource policy through the product's own access evaluator.
+authorization type and the deployed resource policy through its own access decision (``local_aws.access``),
+which shares no code with the product's evaluator.
 
 URLs are ``http://127.0.0.1:PORT/{api_id}/{stage}/{path}``.
 """
@@ -21,14 +22,13 @@ from moto.apigateway.models import apigateway_backends
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
-from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
-from access_auditor.policy.evaluator import RequestContext, decide_invoke, identity_allows
-from local_aws import sigv4
+from access_auditor.policy.document import ApiRef
+from local_aws import access, sigv4
 from local_aws.emulation import SNAPSHOTS, Snapshot
 
 
 @dataclass(frozen=True)
-class Caller:
+class Principal:
     principal_arn: str  # the role ARN (path included) or the user ARN: what aws:PrincipalArn holds
     display_arn: str  # what API Gateway names in its error messages (the assumed-role session ARN)
     account: str
@@ -74,7 +74,7 @@ class Gateway:
             return sigv4.Secret(user[1], None)
         return None
 
-    def caller(self, access_key: str) -> Caller:
+    def principal(self, access_key: str) -> Principal:
         assumed = self._assumed(access_key)
         if assumed is not None:
             role, account = assumed
@@ -84,11 +84,11 @@ class Gateway:
                 policies = _documents(model)
             except Exception:
                 policies = ()  # the role was deleted after the session was issued
-            return Caller(role.role_arn, role.arn, account, policies)
+            return Principal(role.role_arn, role.arn, account, policies)
         user_info = self._user(access_key)
         assert user_info is not None
         user = user_info[0]
-        return Caller(user.arn, user.arn, user.account_id, _documents(user))
+        return Principal(user.arn, user.arn, user.account_id, _documents(user))
 
     def _assumed(self, access_key: str) -> tuple[Any, str] | None:
         for account, by_partition in list(sts_backends.items()):
@@ -160,7 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
         api_ref = ApiRef(region, self.gateway.account, api.id)
         method_arn = f"{api_ref.arn}/{parts[2]}/{self.command}/{path.lstrip('/')}"
         authorization_type = snapshot.methods[route]
-        context = RequestContext(source_ip=self.client_address[0])
+        network = {"aws:sourceip": self.client_address[0], "aws:securetransport": "false"}
+        caller = access.Caller(keys=network)
         display = "anonymous"
         identity_ok = False
         if authorization_type == "AWS_IAM":
@@ -170,19 +171,17 @@ class _Handler(BaseHTTPRequestHandler):
                                    now=dt.datetime.now(dt.UTC))  # fmt: skip
             except sigv4.SignatureRejected as exc:
                 return self._reply(403, {"message": exc.message}, exc.error_type)
-            caller = self.gateway.caller(key)
-            display = caller.display_arn
-            context = RequestContext(principal_arn=caller.principal_arn, account=caller.account,
-                                     source_ip=self.client_address[0])  # fmt: skip
-            identity = [
-                load_policy(parse_policy_text(doc), None, resource_policy=False) for doc in caller.policies
-            ]
-            identity_ok = identity_allows(identity, context, method_arn)
-        policy = load_policy(parse_policy_text(snapshot.policy), api_ref) if snapshot.policy else None
-        decision = decide_invoke(policy, authorization_type, context, method_arn, self.gateway.account,
-                                 identity_allowed=identity_ok)  # fmt: skip
-        if not decision.allowed:
-            suffix = " with an explicit deny" if decision.reason == "explicit-deny" else ""
+            who = self.gateway.principal(key)
+            display = who.display_arn
+            caller = access.Caller(who.principal_arn, who.account,
+                                   who.display_arn if ":assumed-role/" in who.display_arn else None, network)  # fmt: skip
+            identity = [access.read_stored_policy(doc) for doc in who.policies]
+            identity_ok = access.identity_grants(identity, caller, method_arn)
+        policy = access.read_stored_policy(snapshot.policy) if snapshot.policy else None
+        allowed, reason = access.decide(policy, authorization_type, caller, method_arn, self.gateway.account,
+                                        identity_ok)  # fmt: skip
+        if not allowed:
+            suffix = " with an explicit deny" if reason == "explicit-deny" else ""
             message = f"User: {display} is not authorized to perform: execute-api:Invoke on resource: {method_arn}{suffix}"
             return self._reply(403, {"Message": message}, "AccessDeniedException")
         self._reply(200, {"status": "ok", "api": api.id, "stage": parts[2], "method": self.command, "path": path,

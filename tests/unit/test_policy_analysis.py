@@ -105,7 +105,6 @@ WEAKENED = {
             "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"},
         }
     ),
-    "NotPrincipal exempts the account": variant(Principal=None, NotPrincipal={"AWS": "123456789012"}),
 }
 
 

@@ -11,13 +11,27 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from access_auditor.findings import Finding, Severity
-from access_auditor.policy.document import ApiRef, Policy, canonicalize_policy, load_policy, parse_policy_text
-from access_auditor.policy.evaluator import RequestContext, decide_invoke, unmodelled_elements
+from access_auditor.policy.document import (
+    ApiRef,
+    Policy,
+    Statement,
+    canonicalize_policy,
+    load_policy,
+    parse_policy_text,
+)
+from access_auditor.policy.evaluator import (
+    INVOKE,
+    RequestContext,
+    identity_holds,
+    network_holds,
+    targets,
+    unmodelled_elements,
+)
 from access_auditor.policy.expected import render_expected_policy, role_account
 
 OTHER_STAGE = "<any-other-stage>"
@@ -50,9 +64,18 @@ class Method:
 
 @dataclass(frozen=True)
 class CallerClass:
+    """A kind of caller. ``identities`` hold identity attributes only (principal, session, account,
+    organisation); every identity is combined with every network origin of ``Callers.networks``."""
+
     name: str
-    variants: tuple[RequestContext, ...]
+    identities: tuple[RequestContext, ...]
     allowed_role: bool = False
+
+
+@dataclass(frozen=True)
+class Callers:
+    classes: tuple[CallerClass, ...]
+    networks: tuple[RequestContext, ...]  # network attributes only (source IP, VPC endpoint, VPC)
 
 
 @dataclass(frozen=True)
@@ -96,90 +119,184 @@ def representative_methods(stage: str) -> list[Method]:
     ]
 
 
-def caller_classes(
-    api: ApiRef, allowed_roles: Sequence[str], policies: Iterable[Policy]
-) -> list[CallerClass]:
-    """The caller classes to analyse, with witnesses drawn from everything ``policies`` mention."""
+def session_arn(role_arn: str, session: str = _WITNESS) -> str | None:
+    """The assumed-role session ARN of ``role_arn`` (the path is not part of it), or None for a non-role."""
+    parts = role_arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+        return None
+    return f"arn:{parts[1]}:sts::{parts[4]}:assumed-role/{parts[5].rsplit('/', 1)[1]}/{session}"
+
+
+def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable[Policy]) -> Callers:
+    """The caller classes to analyse and the network origins, with witnesses drawn from everything
+    ``policies`` mention: IP ranges, VPC endpoints and VPCs, organisation ids, principals, role sessions."""
     policies = list(policies)
-    networks = _network_variants(policies)
-    named_principals, org_ids = _named_identities(policies)
+    named, org_ids, sessions = _named_identities(policies)
 
-    def contexts(arn: str | None, account: str | None) -> tuple[RequestContext, ...]:
-        base = [RequestContext(principal_arn=arn, account=account, source_ip=_BASE_IP)]
-        base += [RequestContext(principal_arn=arn, account=account, org_id=org) for org in org_ids if arn]
-        return tuple(
-            RequestContext(
-                principal_arn=b.principal_arn,
-                account=b.account,
-                org_id=b.org_id,
-                source_ip=n.source_ip or _BASE_IP,
-                source_vpce=n.source_vpce,
-                source_vpc=n.source_vpc,
-            )
-            for b in base
-            for n in networks
-        )
+    def identities(arn: str, account: str) -> tuple[RequestContext, ...]:
+        session = session_arn(arn)
+        base = [RequestContext(principal_arn=arn, account=account, session_arn=session)]
+        # A role session the policy names is a caller of its own: a policy may single it out.
+        base += [
+            RequestContext(principal_arn=arn, account=account, session_arn=s)
+            for s in sessions
+            if session and s.rsplit("/", 1)[0] == session.rsplit("/", 1)[0] and s != session
+        ]
+        return tuple(base) + tuple(replace(b, org_id=org) for b in base for org in org_ids)
 
-    classes = [CallerClass("anonymous caller", contexts(None, None))]
+    classes = [CallerClass("anonymous caller", (RequestContext(),))]
     classes += [
-        CallerClass(f"allowed role {arn}", contexts(arn, role_account(arn)), True) for arn in allowed_roles
+        CallerClass(f"allowed role {arn}", identities(arn, role_account(arn)), True) for arn in allowed_roles
     ]
     same = f"arn:aws:iam::{api.account}"
     classes.append(
         CallerClass(
             f"another principal in account {api.account}",
-            contexts(f"{same}:role/{_WITNESS}", api.account)
-            + contexts(f"{same}:user/{_WITNESS}", api.account),
+            identities(f"{same}:role/{_WITNESS}", api.account)
+            + identities(f"{same}:user/{_WITNESS}", api.account),
         )
     )
     classes.append(
         CallerClass(
             "a principal in another account",
-            contexts(f"arn:aws:iam::{_OUTSIDE_ACCOUNT}:role/{_WITNESS}", _OUTSIDE_ACCOUNT),
+            identities(f"arn:aws:iam::{_OUTSIDE_ACCOUNT}:role/{_WITNESS}", _OUTSIDE_ACCOUNT),
         )
     )
-    for arn, written in sorted(named_principals.items()):
-        if arn in allowed_roles:
+    # Role names are unique in an account whatever the path, so a named role with an allowed role's account
+    # and name is that role (its sessions are covered above).
+    allowed_names = {session_arn(arn) for arn in allowed_roles}
+    for arn, written in sorted(named.items()):
+        if arn in allowed_roles or (session_arn(arn) and session_arn(arn) in allowed_names):
             continue
         label = (
             f"any principal matching {written}"
             if arn != written
             else f"principal {arn} (named in the policy)"
         )
-        classes.append(CallerClass(label, contexts(arn, arn.split(":")[4])))
-    return classes
+        classes.append(CallerClass(label, identities(arn, arn.split(":")[4])))
+    return Callers(tuple(classes), tuple(_network_variants(policies)))
 
 
-def access_matrix(
-    policy: Policy | None, api: ApiRef, methods: Sequence[Method], classes: Sequence[CallerClass]
-) -> Matrix:
+def access_matrix(policy: Policy | None, api: ApiRef, methods: Sequence[Method], callers: Callers) -> Matrix:
     """Evaluate every (class, method) cell. Callers are assumed to hold an identity policy that grants
     execute-api:Invoke (the worst case: administrators have it), so the matrix shows what the resource policy
-    and the method's authorization type alone let through."""
+    and the method's authorization type alone let through.
+
+    A statement applies when its method test, its identity test and its network test all hold, and the three
+    are independent. So each test is run once per method group, identity or network origin, networks are
+    kept as bit masks, and a cell combines masks: the cost grows with the sum of the policy's parts, not
+    with their product.
+    """
+    statements = policy.statements if policy else ()
+    networks = callers.networks
+    full = (1 << len(networks)) - 1
+    groups: dict[tuple[object, ...], list[Method]] = {}
+    for method in methods:
+        arn = method.arn(api)
+        key = (
+            method.authorization_type,
+            *(targets(s, INVOKE, arn, u) for u in (False, True) for s in statements),
+        )
+        groups.setdefault(key, []).append(method)
+
+    passes = []
+    for unknown in (False, True):
+        masks = [
+            sum(1 << k for k, n in enumerate(networks) if network_holds(s, n, unknown)) for s in statements
+        ]
+        passes.append((unknown, masks, _IdentityCache(statements, unknown)))
+
     matrix: Matrix = {}
-    for caller in classes:
-        for method in methods:
-            arn = method.arn(api)
-            decisions = [
-                decide_invoke(policy, method.authorization_type, ctx, arn, api.account, identity_allowed=True,
-                              unknown_as=unknown)
-                for ctx in caller.variants
-                for unknown in (False, True)
-            ]  # fmt: skip
-            allowed = [d for d in decisions if d.allowed]
-            if len(allowed) == len(decisions):
-                access = (
-                    Access.CONDITIONAL if any(d.reason == "authorizer" for d in allowed) else Access.ALLOWED
-                )
-            else:
-                access = Access.DENIED if not allowed else Access.CONDITIONAL
-            matrix[(caller.name, method)] = Cell(
-                access=access,
-                allowed_by=tuple(sorted({s for d in allowed for s in d.statements})),
-                denied_by=tuple(sorted({s for d in decisions if not d.allowed for s in d.statements})),
-                allow_reasons=tuple(sorted({d.reason for d in allowed})),
-            )
+    for key, members in groups.items():
+        authorization_type = str(key[0])
+        for caller in callers.classes:
+            tally = _Tally()
+            for unknown, masks, identity_ok in passes:
+                offset = 1 + (len(statements) if unknown else 0)
+                targeted = [bool(key[offset + i]) for i in range(len(statements))]
+                for identity in caller.identities:
+                    _judge(tally, policy, authorization_type, identity, api.account, statements, targeted,
+                           masks, identity_ok, full)  # fmt: skip
+            cell = tally.cell(len(networks) * len(caller.identities) * len(passes))
+            for method in members:
+                matrix[(caller.name, method)] = cell
     return matrix
+
+
+class _IdentityCache:
+    """identity_holds for each (statement, identity), computed once per analysis pass."""
+
+    def __init__(self, statements: Sequence[Statement], unknown: bool) -> None:
+        self._statements = statements
+        self._unknown = unknown
+        self._seen: dict[RequestContext, list[bool]] = {}
+
+    def __call__(self, identity: RequestContext) -> list[bool]:
+        if identity not in self._seen:
+            self._seen[identity] = [identity_holds(s, identity, self._unknown) for s in self._statements]
+        return self._seen[identity]
+
+
+@dataclass
+class _Tally:
+    allowed: int = 0
+    allowed_by: set[str] = field(default_factory=set)
+    denied_by: set[str] = field(default_factory=set)
+    reasons: set[str] = field(default_factory=set)
+
+    def cell(self, total: int) -> Cell:
+        if self.allowed == total:
+            access = Access.CONDITIONAL if "authorizer" in self.reasons else Access.ALLOWED
+        else:
+            access = Access.DENIED if self.allowed == 0 else Access.CONDITIONAL
+        return Cell(
+            access, tuple(sorted(self.allowed_by)), tuple(sorted(self.denied_by)), tuple(sorted(self.reasons))
+        )
+
+
+def _judge(
+    tally: _Tally,
+    policy: Policy | None,
+    authorization_type: str,
+    identity: RequestContext,
+    api_account: str,
+    statements: Sequence[Statement],
+    targeted: list[bool],
+    masks: list[int],
+    identity_ok: _IdentityCache,
+    full: int,
+) -> None:
+    """Add one identity's decisions over every network origin to ``tally`` (decide_invoke's rules, on masks)."""
+    iam = authorization_type == "AWS_IAM"
+    if iam and identity.principal_arn is None:
+        return  # missing-token: refused before any policy
+    if not iam:
+        identity = identity.anonymous()
+        if policy is None:
+            tally.allowed += full.bit_count()
+            tally.reasons.add("authorizer" if authorization_type != "NONE" else "no-policy")
+            return
+    holds = identity_ok(identity)
+    applying = [i for i, s in enumerate(statements) if targeted[i] and holds[i] and masks[i]]
+    deny = allow = 0
+    for i in applying:
+        if statements[i].effect == "Deny":
+            deny |= masks[i]
+        else:
+            allow |= masks[i]
+    # Same account: the identity policy allows (the worst case) unless a Deny applies. Otherwise both sides
+    # must allow.
+    same_account = iam and identity.account == api_account
+    allowed = (full if same_account else allow) & ~deny
+    tally.allowed += allowed.bit_count()
+    tally.denied_by.update(statements[i].label for i in applying if statements[i].effect == "Deny")
+    tally.allowed_by.update(
+        statements[i].label for i in applying if statements[i].effect == "Allow" and masks[i] & allowed
+    )
+    if allow & allowed:
+        tally.reasons.add("authorizer" if not iam and authorization_type != "NONE" else "resource-policy")
+    if allowed & ~allow:
+        tally.reasons.add("identity-policy")
 
 
 def analyse_policy(
@@ -196,11 +313,11 @@ def analyse_policy(
     equivalence") and POLICY_REWRITTEN (info, no drift).
     """
     considered = [expected] + ([saved] if saved else [])
-    classes = caller_classes(api, allowed_roles, considered)
+    callers = caller_classes(api, allowed_roles, considered)
     verdict = PolicyVerdict(
         drift=False,
-        expected=access_matrix(expected, api, methods, classes),
-        saved=access_matrix(saved, api, methods, classes),
+        expected=access_matrix(expected, api, methods, callers),
+        saved=access_matrix(saved, api, methods, callers),
     )
     findings = verdict.findings
     if saved is None:
@@ -219,7 +336,7 @@ def analyse_policy(
             Finding("POLICY_NOT_MODELLED", Severity.MEDIUM, f"cannot prove equivalence: {element}")
             for element in unmodelled_elements(saved)
         )
-    findings.extend(_matrix_findings(classes, methods, verdict.expected, verdict.saved))
+    findings.extend(_matrix_findings(callers.classes, methods, verdict.expected, verdict.saved))
     verdict.drift = any(f.severity != Severity.INFO for f in findings)
     if not verdict.drift and verdict.structural_change:
         findings.append(
@@ -314,7 +431,7 @@ def _more(items: list[tuple[Method, Cell, Cell]]) -> str:
 
 def _network_variants(policies: list[Policy]) -> list[RequestContext]:
     """One context per network origin a policy names, plus a plain public origin."""
-    variants = [RequestContext()]
+    variants = [RequestContext(source_ip=_BASE_IP)]
     for policy in policies:
         for statement in policy.statements:
             for condition in statement.conditions:
@@ -325,26 +442,37 @@ def _network_variants(policies: list[Policy]) -> list[RequestContext]:
                             network = ipaddress.ip_network(value, strict=False)
                         except ValueError:
                             continue
-                        variants.append(RequestContext(source_ip=str(next(iter(network), network[0]))))
+                        variants.append(RequestContext(source_ip=str(network.network_address)))
                     elif key == "aws:sourcevpce":
-                        variants.append(RequestContext(source_vpce=value.replace("*", "x")))
+                        variants.append(
+                            RequestContext(source_ip=_BASE_IP, source_vpce=value.replace("*", "x"))
+                        )
                     elif key == "aws:sourcevpc":
-                        variants.append(RequestContext(source_vpc=value.replace("*", "x")))
+                        variants.append(
+                            RequestContext(source_ip=_BASE_IP, source_vpc=value.replace("*", "x"))
+                        )
     return list(dict.fromkeys(variants))
 
 
-def _named_identities(policies: list[Policy]) -> tuple[dict[str, str], list[str]]:
+def _named_identities(policies: list[Policy]) -> tuple[dict[str, str], list[str], list[str]]:
     """Principal ARNs the policies mention (witness ARN -> as written; wildcards and account roots are
-    instantiated as a concrete principal) and organisation ids."""
+    instantiated as a concrete principal, a role session as its role), organisation ids, and the role
+    session ARNs named."""
     principals: dict[str, str] = {}
     orgs: list[str] = []
+    sessions: list[str] = []
 
     def witness(pattern: str) -> str | None:
         arn = pattern.replace("*", _WITNESS).replace("?", "x")
         if arn.endswith(":root"):
             arn = arn.removesuffix(":root") + f":role/{_WITNESS}"
-        parts = arn.split(":")
-        return arn if len(parts) >= 6 and parts[2] in {"iam", "sts"} and parts[4].isdigit() else None
+        parts = arn.split(":", 5)
+        if len(parts) < 6 or not parts[4].isdigit():
+            return None
+        if parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") == 2:
+            sessions.append(arn)
+            return f"arn:{parts[1]}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+        return arn if parts[2] == "iam" else None
 
     for policy in policies:
         for statement in policy.statements:
@@ -360,7 +488,7 @@ def _named_identities(policies: list[Policy]) -> tuple[dict[str, str], list[str]
                         principals.setdefault(f"arn:aws:iam::{value}:role/{_WITNESS}", f"account {value}")
                     elif key == "aws:principalorgid":
                         orgs.append(value.replace("*", "x"))
-    return principals, list(dict.fromkeys(orgs))
+    return principals, list(dict.fromkeys(orgs)), list(dict.fromkeys(sessions))
 
 
 def check_policy(

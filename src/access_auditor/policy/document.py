@@ -17,6 +17,9 @@ from typing import Any
 from access_auditor.errors import PolicyParseError
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
+# API Gateway stores at most 8,192 characters of policy; its escaped form (a backslash before every quote
+# and slash) can be about twice that. Anything longer was not read from API Gateway.
+MAX_POLICY_CHARS = 20_000
 _STATEMENT_KEYS = {
     "Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
     "Resource", "NotResource", "Condition",
@@ -94,13 +97,17 @@ def parse_policy_text(text: str) -> dict[str, Any]:
     text = text.strip()
     if not text:
         raise PolicyParseError("the policy is empty")
+    if len(text) > MAX_POLICY_CHARS:
+        raise PolicyParseError(
+            f"the policy is {len(text)} characters long, more than API Gateway stores ({MAX_POLICY_CHARS})"
+        )
     try:
-        doc: Any = json.loads(text)
+        doc: Any = _decode(text)
     except json.JSONDecodeError:
         # The escaped form is the body of a JSON string literal; decoding it as one undoes exactly the
         # escaping (unicode_escape would mangle non-ASCII text).
         try:
-            doc = json.loads(json.loads(f'"{text}"'))
+            doc = _decode(_decode(f'"{text}"'))
         except json.JSONDecodeError as exc:
             raise PolicyParseError(f"the policy is not valid JSON: {exc.msg} at position {exc.pos}") from exc
     if isinstance(doc, str):  # a JSON string holding the document (aws cli output piped through)
@@ -110,6 +117,25 @@ def parse_policy_text(text: str) -> dict[str, Any]:
     if "Statement" not in doc:
         raise PolicyParseError("the policy has no Statement element")
     return doc
+
+
+def _decode(text: Any) -> Any:
+    """json.loads, with every way hostile JSON can fail turned into a decode error: a number too long to
+    convert, nesting deeper than the interpreter's stack, a non-string where text was expected."""
+    if not isinstance(text, str):
+        raise json.JSONDecodeError("expected a JSON text", "", 0)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError as exc:
+        raise PolicyParseError("the policy is nested too deeply to be a policy") from exc
+    except ValueError as exc:  # for example "Exceeds the limit (4300 digits) for integer string conversion"
+        raise PolicyParseError(f"the policy holds a value that cannot be read: {exc}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise PolicyParseError(f"the policy holds {name}, which is not JSON")
 
 
 def load_policy(doc: Mapping[str, Any], api: ApiRef | None, *, resource_policy: bool = True) -> Policy:
@@ -123,6 +149,10 @@ def load_policy(doc: Mapping[str, Any], api: ApiRef | None, *, resource_policy: 
     if not isinstance(raw_statements, list):
         raise PolicyParseError("Statement must be an object or a list of objects")
     unmodelled = [f"top-level element {key!r}" for key in doc if key not in {"Version", "Id", "Statement"}]
+    if not isinstance(doc.get("Version", ""), str):
+        raise PolicyParseError(
+            f'Version must be a string such as "2012-10-17", not {type(doc["Version"]).__name__}'
+        )
     statements = tuple(
         _load_statement(raw, index, api, resource_policy) for index, raw in enumerate(raw_statements)
     )
