@@ -1,10 +1,15 @@
-"""What the local AWS adds to moto so that it behaves like API Gateway where the product depends on it:
+"""What the local AWS adds to moto so that it behaves like AWS where the product depends on it:
 
 * each deployment snapshots the policy and the methods' authorization types, and a stage serves its own
   deployment's snapshot, so a saved change has no effect until the next deployment;
+* GetExport answers from the stage's deployment ("exports a deployed version of a RestApi", API reference),
+  with the policy as ``x-amazon-apigateway-policy``; GetDeployment with ``embed=apisummary`` returns each
+  method's authorizationType as deployed;
 * a saved policy is rewritten the way API Gateway rewrites it (shorthand expanded, one-element lists
   collapsed, compact JSON with every quote and slash backslash-escaped);
-* CloudTrail's LookupEvents answers with the UpdateRestApi events of the session.
+* CloudTrail event history records every API Gateway call, reads included (``ReadOnly`` true), per account
+  and region; LookupEvents takes one lookup attribute, answers newest first, 50 events a page with a
+  NextToken, and throttles past 2 calls a second per account and region (CloudTrail's documented quota).
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from moto.apigateway import models as apigw
 from moto.apigateway.exceptions import BadRequestException
+from moto.apigateway.responses import APIGatewayResponse
 from moto.cloudtrail.responses import CloudTrailResponse
+from moto.core.exceptions import JsonRESTError
 
 from access_auditor.policy.document import ApiRef
 
@@ -30,14 +39,27 @@ class Snapshot:
 
 SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
 EVENTS: list[dict[str, Any]] = []
+LOOKUP_EVENTS_PER_SECOND = 2.0
+PAGE_SIZE = 50
+_lookups: dict[tuple[str, str], list[float]] = defaultdict(list)
 _lock = threading.Lock()
 _installed = False
+# URI parameters as moto's router names them -> as CloudTrail's requestParameters name them.
+_PARAMETER_NAMES = {
+    "restapi_id": "restApiId",
+    "resource_id": "resourceId",
+    "http_method": "httpMethod",
+    "stage_name": "stageName",
+    "deployment_id": "deploymentId",
+    "export_type": "exportType",
+}
 
 
 def reset() -> None:
     with _lock:
         SNAPSHOTS.clear()
         EVENTS.clear()
+        _lookups.clear()
 
 
 def install() -> None:
@@ -49,6 +71,8 @@ def install() -> None:
         _installed = True
     original_deploy = apigw.APIGatewayBackend.create_deployment
     original_update = apigw.APIGatewayBackend.update_rest_api
+    original_call = APIGatewayResponse.call_action
+    original_get_deployment = APIGatewayResponse.get_deployment
 
     def create_deployment(self: Any, function_id: str, *args: Any, **kwargs: Any) -> Any:
         deployment = original_deploy(self, function_id, *args, **kwargs)
@@ -66,13 +90,49 @@ def install() -> None:
         for op in patch_operations:
             if op.get("path") == "/policy" and op.get("value"):
                 op["value"] = stored_form(op["value"], api_ref)
-        result = original_update(self, function_id, patch_operations)
-        if any(op.get("path") == "/policy" for op in patch_operations):
-            _record("UpdateRestApi", function_id, patch_operations)
-        return result
+        return original_update(self, function_id, patch_operations)
+
+    def get_deployment(self: Any) -> str:
+        answer = json.loads(original_get_deployment(self))
+        if "apisummary" in (self.querystring.get("embed") or []):
+            snapshot = SNAPSHOTS.get((self.path.split("/")[2], answer["id"]))
+            summary: dict[str, dict[str, Any]] = {}
+            for (path, verb), authorization in (snapshot.methods if snapshot else {}).items():
+                summary.setdefault(path, {})[verb] = {
+                    "authorizationType": authorization,
+                    "apiKeyRequired": False,
+                }
+            answer["apiSummary"] = summary
+        return json.dumps(answer)
+
+    def get_export(self: Any) -> Any:
+        parts = self.path.split("/")
+        api_id, stage_name = parts[2], parts[4]
+        stage = self.backend.get_stage(api_id, stage_name)  # raises NotFound as API Gateway does
+        snapshot = SNAPSHOTS.get((api_id, stage.deployment_id))
+        if snapshot is None:
+            raise BadRequestException(f"stage {stage_name} has no deployment")
+        paths: dict[str, dict[str, Any]] = {}
+        for (path, verb), authorization in snapshot.methods.items():
+            security: list[dict[str, list[str]]] = [{"sigv4": []}] if authorization == "AWS_IAM" else []
+            paths.setdefault(path, {})[verb.lower()] = {"security": security, "responses": {}}
+        document: dict[str, Any] = {"openapi": "3.0.1", "info": {"title": api_id}, "paths": paths}
+        if snapshot.policy:
+            document["x-amazon-apigateway-policy"] = json.loads(json.loads(f'"{snapshot.policy}"'))
+        return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
+
+    def call_action(self: Any) -> Any:
+        action = self._get_action()
+        answer = original_call(self)
+        status = int(answer[0]) if isinstance(answer[0], int | str) and str(answer[0]).isdigit() else 200
+        _record_api_call(self, action, status, answer[2] if len(answer) > 2 else "")
+        return answer
 
     apigw.APIGatewayBackend.create_deployment = create_deployment  # type: ignore[method-assign]
     apigw.APIGatewayBackend.update_rest_api = update_rest_api  # type: ignore[method-assign]
+    APIGatewayResponse.get_deployment = get_deployment  # type: ignore[method-assign]
+    APIGatewayResponse.get_export = get_export  # type: ignore[method-assign]
+    APIGatewayResponse.call_action = call_action  # type: ignore[method-assign]
     CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
 
 
@@ -109,29 +169,84 @@ def stored_form(text: str, api: ApiRef) -> str:
     return compact.replace("\\", "\\\\").replace('"', '\\"').replace("/", "\\/")
 
 
-def _record(name: str, api_id: str, patch_operations: list[dict[str, Any]]) -> None:
+def _record_api_call(response: Any, action: str, status: int, body: Any) -> None:
+    """One CloudTrail management event for an API Gateway call, as event history keeps it."""
+    params: dict[str, Any] = {_PARAMETER_NAMES.get(k, k): v for k, v in (response.uri_match or {}).items()}
+    try:
+        sent = json.loads(response.body) if response.body else {}
+    except ValueError:
+        sent = {}
+    if isinstance(sent, dict):
+        params.update(sent)
+    elements: Any = None
+    if status < 300 and not action.startswith("Get"):
+        try:
+            elements = json.loads(body) if body else None
+        except (ValueError, TypeError):
+            elements = None
+    _record(
+        response.current_account,
+        response.region,
+        action,
+        read_only=action.startswith("Get"),
+        detail={
+            "eventName": action,
+            "requestParameters": params,
+            "responseElements": elements if isinstance(elements, dict) else None,
+            **({"errorCode": f"HTTP {status}"} if status >= 400 else {}),
+        },
+    )
+
+
+def _record(account: str, region: str, name: str, *, read_only: bool, detail: dict[str, Any]) -> None:
     # CloudTrail keeps event times to the second.
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    detail = {
-        "eventName": name,
-        "requestParameters": {"restApiId": api_id, "patchOperations": patch_operations},
-    }
     with _lock:
         EVENTS.append(
             {
+                "account": account,
+                "region": region,
+                "ReadOnly": "true" if read_only else "false",
                 "EventId": f"local-{len(EVENTS) + 1}",
                 "EventName": name,
                 "EventSource": "apigateway.amazonaws.com",
                 "EventTime": now.timestamp(),
                 "Username": "console-user",
-                "CloudTrailEvent": json.dumps(detail),
+                "CloudTrailEvent": json.dumps({**detail, "userIdentity": {"arn": _ACTOR}}),
             }
         )
 
 
+_ACTOR = "arn:aws:sts::123456789012:assumed-role/console/alice"  # who the local AWS says made each call
+
+
 def _lookup_events(self: Any) -> str:
-    start = self._get_param("StartTime")
-    since = float(start) if start is not None else 0.0
+    account, region = self.current_account, self.region
+    now = time.monotonic()
     with _lock:
-        events = [e for e in EVENTS if e["EventTime"] >= since]
-    return json.dumps({"Events": list(reversed(events))})
+        recent = [t for t in _lookups[(account, region)] if now - t < 1.0]
+        if len(recent) >= LOOKUP_EVENTS_PER_SECOND:
+            raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        _lookups[(account, region)] = [*recent, now]
+        events = [e for e in EVENTS if e["account"] == account and e["region"] == region]
+    start, end = self._get_param("StartTime"), self._get_param("EndTime")
+    attributes = self._get_param("LookupAttributes") or []
+    if len(attributes) > 1:
+        raise JsonRESTError("InvalidLookupAttributesException", "only one lookup attribute is allowed")
+    for attribute in attributes:
+        key, value = attribute["AttributeKey"], attribute["AttributeValue"]
+        events = [e for e in events if str(e.get(key)) == value]
+    if start is not None:
+        events = [e for e in events if e["EventTime"] >= float(start)]
+    if end is not None:
+        events = [e for e in events if e["EventTime"] <= float(end)]
+    events.reverse()  # newest first
+    size = min(int(self._get_param("MaxResults") or PAGE_SIZE), PAGE_SIZE)
+    offset = int(self._get_param("NextToken") or 0)
+    page = [
+        {k: v for k, v in e.items() if k not in {"account", "region"}} for e in events[offset : offset + size]
+    ]
+    answer: dict[str, Any] = {"Events": page}
+    if offset + size < len(events):
+        answer["NextToken"] = str(offset + size)
+    return json.dumps(answer)

@@ -12,7 +12,11 @@ from access_auditor.policy.evaluator import RequestContext
 
 API = ApiRef("us-east-1", "123456789012", "abc123")
 ACCOUNT, OTHER = API.account, "999999999999"
-ROLES = [f"arn:aws:iam::{ACCOUNT}:role/app", f"arn:aws:iam::{ACCOUNT}:role/team/other", f"arn:aws:iam::{OTHER}:role/app"]
+ROLES = [
+    f"arn:aws:iam::{ACCOUNT}:role/app",
+    f"arn:aws:iam::{ACCOUNT}:role/team/other",
+    f"arn:aws:iam::{OTHER}:role/app",
+]
 SESSIONS = {arn: f"arn:aws:sts::{arn.split(':')[4]}:assumed-role/{arn.rsplit('/', 1)[1]}/s1" for arn in ROLES}
 METHOD_ARNS = [f"{API.arn}/prod/GET/health", f"{API.arn}/prod/POST/items", f"{API.arn}/dev/DELETE/items/7"]
 IPS = ["10.1.2.3", "192.168.0.9", "203.0.113.10"]
@@ -57,8 +61,12 @@ def statements(draw: st.DrawFn, effect: str | None = None) -> dict[str, Any]:
     statement: dict[str, Any] = {"Effect": chosen}
     entries = draw(st.lists(principal_entries, min_size=1, max_size=3))
     principal: Any = "*" if "*" in entries and draw(st.booleans()) else {"AWS": entries}
-    statement["NotPrincipal" if chosen == "Deny" and draw(st.integers(0, 4)) == 0 else "Principal"] = principal
-    statement["Action"] = draw(st.sampled_from(["execute-api:Invoke", "execute-api:*", "*", ["execute-api:Invoke"]]))
+    statement["NotPrincipal" if chosen == "Deny" and draw(st.integers(0, 4)) == 0 else "Principal"] = (
+        principal
+    )
+    statement["Action"] = draw(
+        st.sampled_from(["execute-api:Invoke", "execute-api:*", "*", ["execute-api:Invoke"]])
+    )
     key = "NotResource" if draw(st.integers(0, 5)) == 0 else "Resource"
     statement[key] = draw(st.lists(resources, min_size=1, max_size=2))
     block: dict[str, dict[str, list[str]]] = {}
@@ -78,4 +86,6 @@ def callers(draw: st.DrawFn) -> RequestContext:
     if draw(st.integers(0, 4)) == 0:
         return RequestContext(source_ip=ip)
     arn = draw(st.sampled_from(ROLES))
-    return RequestContext(principal_arn=arn, account=arn.split(":")[4], session_arn=SESSIONS[arn], source_ip=ip)
+    return RequestContext(
+        principal_arn=arn, account=arn.split(":")[4], session_arn=SESSIONS[arn], source_ip=ip
+    )

@@ -15,8 +15,8 @@ import requests
 from botocore.credentials import ReadOnlyCredentials
 
 from access_auditor.aws.accessanalyzer import AnalyzerPort
-from access_auditor.aws.apigateway import ControlPlane, StageState
-from access_auditor.aws.cloudtrail import ChangeHistory
+from access_auditor.aws.apigateway import AccessConfig, ControlPlane, StageState
+from access_auditor.aws.cloudtrail import METHOD_EVENTS, POLICY_EVENTS, ChangeHistory
 from access_auditor.aws.credentials import CredentialSource
 from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AuditorError, AwsCallError, CredentialsError, PolicyParseError
@@ -36,6 +36,9 @@ class Ports:
     session: requests.Session
     history: Callable[[str], ChangeHistory] | None = None
     analyzer: Callable[[str], AnalyzerPort] | None = None
+    # Who made a pending change does not change while the change stays pending: looked up once per
+    # (region, API, deployment, saved config) and kept across warm invocations.
+    attributions: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -165,9 +168,8 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
     target = result.target
     try:
         plane = ports.control_plane(target.region)
-        policy_text = plane.get_policy(target.api_id)
-        methods = plane.list_methods(target.api_id, target.stage)
         stage = plane.stage_state(target.api_id, target.stage)
+        saved = plane.saved(target.api_id, target.stage)
     except (AwsCallError, CredentialsError) as exc:
         result.audit_error = True
         throttled = isinstance(exc, AwsCallError) and exc.throttled
@@ -178,25 +180,130 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
         )
         result.add("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}")
         return
-
-    analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
-    try:
-        verdict = check_policy(policy_text, target.api, target.allowed_roles, analysed)
-    except PolicyParseError as exc:
+    if stage.deployed is None:
         result.drift = True
-        result.add("POLICY_UNREADABLE", Severity.CRITICAL, f"the saved resource policy cannot be read: {exc}")
+        result.add("STAGE_NOT_DEPLOYED", Severity.HIGH,
+                   f"stage {target.stage} has no deployment, so nothing is live to judge; deploy it")  # fmt: skip
         return
-    result.findings.extend(verdict.findings)
-    not_iam = [m for m in methods if m.authorization_type != "AWS_IAM"]
+    # The live verdict: what the stage's deployment serves. This is what PolicyDrift reports.
+    live = _judge(result, stage.deployed, "deployed")
+    if live is None:
+        return
+    result.findings.extend(live.findings)
+    not_iam = _not_iam(stage.deployed)
     for m in not_iam:
         result.add("METHOD_NOT_IAM", Severity.HIGH,
-                   f"{m.http_method} {m.path} uses authorizationType {m.authorization_type}: no IAM identity reaches "
-                   "the resource policy, so the allowed role is locked out of it (and it is public if the policy "
-                   "goes). Set it to AWS_IAM and deploy the stage.")  # fmt: skip
-    result.drift = verdict.drift or bool(not_iam)
-    if config.access_analyzer and ports.analyzer and verdict.structural_change:
-        _analyzer_check(result, ports.analyzer(target.region), verdict)
-    _deployment_checks(result, config, ports, stage, verdict)
+                   f"{m.http_method} {m.path} uses authorizationType {m.authorization_type} in the deployment "
+                   f"stage {target.stage} serves: no IAM identity reaches the resource policy, so the allowed role "
+                   "is locked out of it (and it is public if the policy goes). Set it to AWS_IAM and deploy the "
+                   "stage.")  # fmt: skip
+    result.drift = live.drift or bool(not_iam)
+    if config.access_analyzer and ports.analyzer and live.structural_change:
+        _analyzer_check(result, ports.analyzer(target.region), live)
+    if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:
+        result.add("CANARY_DEPLOYMENT", Severity.MEDIUM,
+                   f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
+                   f"{stage.canary_deployment_id}, which may serve another policy")  # fmt: skip
+    result.undeployed_change = saved.differs_from(stage.deployed, target.api)
+    if result.undeployed_change:
+        _undeployed_change(result, config, ports, stage, saved, live)
+
+
+def _judge(result: TargetResult, state: AccessConfig, which: str) -> PolicyVerdict | None:
+    """The verdict on one access config (deployed or saved); None, with a finding, when the policy cannot be
+    read: an unreadable live policy is drift, because nobody can prove who it lets in."""
+    target = result.target
+    methods = list(state.methods)
+    analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
+    try:
+        return check_policy(state.policy, target.api, target.allowed_roles, analysed)
+    except PolicyParseError as exc:
+        if which == "deployed":
+            result.drift = True
+            result.add("POLICY_UNREADABLE", Severity.CRITICAL,
+                       f"the resource policy stage {target.stage} serves cannot be read: {exc}")  # fmt: skip
+        return None
+
+
+def _not_iam(state: AccessConfig) -> list[Method]:
+    return [m for m in state.methods if m.authorization_type != "AWS_IAM"]
+
+
+def _undeployed_change(
+    result: TargetResult,
+    config: AuditConfig,
+    ports: Ports,
+    stage: StageState,
+    saved: AccessConfig,
+    live: PolicyVerdict,
+) -> None:
+    """Saved differs from deployed: say what deploying would do, and who made the change."""
+    target = result.target
+    assert stage.deployed is not None
+    pending = _judge(result, saved, "saved")
+    newly_not_iam = set(_not_iam(saved)) - set(_not_iam(stage.deployed))
+    if pending is None:
+        severity, effect = Severity.HIGH, "would make the live policy unreadable"
+    elif pending.weakened or newly_not_iam:
+        first = next((f.message for f in pending.findings if f.code == "ACCESS_WEAKENED"), None)
+        detail = first or ", ".join(
+            f"{m.http_method} {m.path} becomes {m.authorization_type}" for m in newly_not_iam
+        )
+        severity, effect = Severity.HIGH, f"would WEAKEN access: {detail}"
+    else:
+        live_drifted = live.drift or bool(_not_iam(stage.deployed))
+        pending_drifted = pending.drift or bool(_not_iam(saved))
+        if live_drifted and not pending_drifted:
+            severity, effect = Severity.MEDIUM, "would RESTORE the expected access"
+        elif not live_drifted and not pending_drifted:
+            severity, effect = Severity.LOW, "would not change who can invoke the API"
+        else:
+            first = next(f.message for f in pending.findings if f.severity != Severity.INFO)
+            severity, effect = Severity.MEDIUM, f"would CHANGE access: {first}"
+    what = " and ".join(
+        part
+        for part, changed in (
+            ("the resource policy", _canonical_differs(saved, stage.deployed, target)),
+            ("method authorization", set(saved.methods) != set(stage.deployed.methods)),
+        )
+        if changed
+    )
+    who = _attribution(result, config, ports, stage, saved)
+    result.add("UNDEPLOYED_POLICY_CHANGE", severity,
+               f"{what} saved on API {target.api_id} differs from what stage {target.stage} serves "
+               f"(deployment {stage.deployment_id}){who}; it goes live with the next deployment, and deploying it "
+               f"{effect}")  # fmt: skip
+
+
+def _canonical_differs(saved: AccessConfig, deployed: AccessConfig, target: Target) -> bool:
+    return AccessConfig(saved.policy, ()).differs_from(AccessConfig(deployed.policy, ()), target.api)
+
+
+def _attribution(
+    result: TargetResult, config: AuditConfig, ports: Ports, stage: StageState, saved: AccessConfig
+) -> str:
+    """ ", changed by X (EventName at T)" from CloudTrail, or a note saying why nobody is named."""
+    target = result.target
+    if not (config.cloudtrail_lookup and ports.history and stage.deployed_at and stage.deployed):
+        return ""
+    names = POLICY_EVENTS if _canonical_differs(saved, stage.deployed, target) else METHOD_EVENTS
+    key = (target.region, target.api_id, str(stage.deployment_id), repr(saved))
+    if key in ports.attributions:
+        return ports.attributions[key]
+    try:
+        changes = ports.history(target.region).changes_since(target.api_id, stage.deployed_at, names)
+    except AuditorError as exc:
+        result.audit_error = True
+        result.add("ATTRIBUTION_FAILED", Severity.HIGH,
+                   f"CloudTrail could not say who changed API {target.api_id}: {exc}. The undeployed change is "
+                   "reported regardless; grant cloudtrail:LookupEvents to name its author.")  # fmt: skip
+        return ""
+    if not changes:
+        return f" (CloudTrail names no {'/'.join(names)} call on it since the deployment)"
+    last = changes[0]
+    who = f", changed by {last.actor} ({last.event_name} at {last.event_time:%Y-%m-%d %H:%M:%SZ})"
+    ports.attributions[key] = who
+    return who
 
 
 def _analyzer_check(result: TargetResult, analyzer: AnalyzerPort, verdict: PolicyVerdict) -> None:
@@ -215,29 +322,3 @@ def _analyzer_check(result: TargetResult, analyzer: AnalyzerPort, verdict: Polic
                    "review the policy by hand. " + "; ".join(second.reasons))  # fmt: skip
     else:
         result.add("ANALYZER_AGREES", Severity.INFO, f"IAM Access Analyzer agrees ({summary})")
-
-
-def _deployment_checks(
-    result: TargetResult, config: AuditConfig, ports: Ports, stage: StageState, verdict: PolicyVerdict
-) -> None:
-    target = result.target
-    if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:
-        result.add("CANARY_DEPLOYMENT", Severity.MEDIUM,
-                   f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
-                   f"{stage.canary_deployment_id}, which may serve another policy")  # fmt: skip
-    if not (config.cloudtrail_lookup and ports.history and stage.deployed_at):
-        return
-    try:
-        changes = ports.history(target.region).policy_changes_since(target.api_id, stage.deployed_at)
-    except AuditorError as exc:
-        result.add("UNDEPLOYED_CHECK_FAILED", Severity.LOW, f"could not read CloudTrail: {exc}")
-        return
-    result.undeployed_change = bool(changes)
-    if changes:
-        last = max(changes, key=lambda c: c.event_time)
-        effect = ("would WEAKEN access" if verdict.weakened else "would change access" if verdict.drift
-                  else "would not change who can invoke the API")  # fmt: skip
-        result.add("UNDEPLOYED_POLICY_CHANGE", Severity.HIGH if verdict.weakened else Severity.MEDIUM,
-                   f"the policy was changed ({last.event_name} by {last.actor} at "
-                   f"{last.event_time:%Y-%m-%d %H:%M:%SZ}) after stage {target.stage} was last deployed; "
-                   f"it is saved but not live, and once deployed it {effect}")  # fmt: skip

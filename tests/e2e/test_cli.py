@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from access_auditor.cli.main import main
+from local_aws.demo import SCENARIOS
 from local_aws.sample import STAGE
 from tests.harness import Harness
 
@@ -201,7 +202,7 @@ def test_demo_detects_every_scenario() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     run = subprocess.run([CLI, "demo"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count("\n      as expected") == 6 and "NOT as expected" not in run.stdout
+    assert run.stdout.count("\n      as expected") == len(SCENARIOS) and "NOT as expected" not in run.stdout
     assert "\033[" not in run.stdout  # no colour codes when not on a terminal
 
 

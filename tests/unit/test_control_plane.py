@@ -33,8 +33,8 @@ def client(service: str) -> object:
 def test_throttling_is_an_audit_error_not_drift() -> None:
     apigw = client("apigateway")
     with Stubber(apigw) as stub:
-        stub.add_client_error("get_rest_api", "TooManyRequestsException", "Too Many Requests", 429,
-                              expected_params={"restApiId": "abc123"})  # fmt: skip
+        stub.add_client_error("get_stage", "TooManyRequestsException", "Too Many Requests", 429,
+                              expected_params={"restApiId": "abc123", "stageName": "prod"})  # fmt: skip
         ports = Ports(
             control_plane=lambda region: ApiGateway(apigw),
             credentials=FixedCredentials(),
@@ -49,7 +49,7 @@ def test_throttling_is_an_audit_error_not_drift() -> None:
 def test_access_denied_names_the_operation() -> None:
     apigw = client("apigateway")
     with Stubber(apigw) as stub:
-        stub.add_client_error("get_rest_api", "AccessDeniedException", "not allowed", 403)
+        stub.add_client_error("get_stage", "AccessDeniedException", "not allowed", 403)
         ports = Ports(
             control_plane=lambda region: ApiGateway(apigw),
             credentials=FixedCredentials(),
@@ -57,29 +57,46 @@ def test_access_denied_names_the_operation() -> None:
         )
         [result] = run_audit(load_config(ENV), ports)
     assert result.audit_error
-    assert any("GetRestApi failed: AccessDeniedException" in f.message for f in result.findings)
+    assert any("GetStage failed: AccessDeniedException" in f.message for f in result.findings)
 
 
-def test_cloudtrail_finds_policy_changes_after_the_deployment_only() -> None:
+def test_cloudtrail_attributes_writes_to_this_api_since_the_deployment_only() -> None:
     trail = client("cloudtrail")
     deployed = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
-    def event(name: str, minutes: int, api: str, path: str) -> dict[str, object]:
-        detail = {
-            "requestParameters": {"restApiId": api, "patchOperations": [{"op": "replace", "path": path}]}
-        }
-        return {"EventName": name, "EventTime": deployed + dt.timedelta(minutes=minutes), "Username": "alice",
-                "CloudTrailEvent": json.dumps(detail)}  # fmt: skip
+    def event(minutes: int, api: str, error: str | None = None) -> dict[str, object]:
+        detail: dict[str, object] = {"requestParameters": {"restApiId": api},
+                                     "userIdentity": {"arn": "arn:aws:sts::1:assumed-role/ops/alice"}}  # fmt: skip
+        if error:
+            detail["errorCode"] = error
+        return {"EventName": "UpdateRestApi", "EventTime": deployed + dt.timedelta(minutes=minutes),
+                "Username": "alice", "CloudTrailEvent": json.dumps(detail)}  # fmt: skip
 
+    lookup = {"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "UpdateRestApi"}],
+              "StartTime": deployed, "MaxResults": 50}  # fmt: skip
     with Stubber(trail) as stub:
-        stub.add_response("lookup_events", {"Events": [
-            event("UpdateRestApi", 5, "abc123", "/policy"),       # counts
-            event("UpdateRestApi", 6, "abc123", "/description"),  # not the policy
-            event("UpdateRestApi", 7, "other1", "/policy"),       # another API
-            event("UpdateRestApi", 0, "abc123", "/policy"),       # same second as the deployment
-        ]})  # fmt: skip
-        changes = CloudTrail(trail).policy_changes_since("abc123", deployed)
-    assert [(c.event_name, c.actor) for c in changes] == [("UpdateRestApi", "alice")]
+        # GIVEN two pages, newest first, of UpdateRestApi calls across the account
+        stub.add_response("lookup_events", {"Events": [event(9, "other1"), event(8, "abc123", "AccessDenied")],
+                                            "NextToken": "t1"}, expected_params=lookup)  # fmt: skip
+        stub.add_response("lookup_events", {"Events": [event(7, "abc123"), event(0, "abc123")]},
+                          expected_params={**lookup, "NextToken": "t1"})  # fmt: skip
+        changes = CloudTrail(trail).changes_since("abc123", deployed, ["UpdateRestApi"])
+    # THEN only successful writes to this API, the actor named by its ARN, newest first; the deployment's own
+    # second counts (CloudTrail keeps whole seconds)
+    assert [(c.actor, c.event_time.minute) for c in changes] == [
+        ("arn:aws:sts::1:assumed-role/ops/alice", 7), ("arn:aws:sts::1:assumed-role/ops/alice", 0)]  # fmt: skip
+
+
+def test_cloudtrail_pagination_stops_at_its_bound() -> None:
+    from access_auditor.aws.cloudtrail import MAX_PAGES
+
+    trail = client("cloudtrail")
+    since = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    with Stubber(trail) as stub:
+        for page in range(MAX_PAGES):
+            stub.add_response("lookup_events", {"Events": [], "NextToken": f"t{page}"})
+        # no response is queued past the bound: one more call would fail the test
+        assert CloudTrail(trail).changes_since("abc123", since, ["UpdateRestApi"]) == []
 
 
 def test_deadline_reports_unfinished_targets_and_returns() -> None:
@@ -100,23 +117,21 @@ def test_deadline_reports_unfinished_targets_and_returns() -> None:
 
 
 class PolicyPlane:
-    """An in-memory control plane serving one policy, for the Access Analyzer cross-check."""
+    """An in-memory control plane serving one policy, saved and deployed alike."""
 
     def __init__(self, policy: str) -> None:
-        self.policy = policy
-
-    def get_policy(self, api_id: str) -> str | None:
-        return self.policy
-
-    def list_methods(self, api_id: str, stage: str) -> list[object]:
+        from access_auditor.aws.apigateway import AccessConfig
         from access_auditor.policy.analysis import Method
 
-        return [Method(stage, "GET", "/health")]
+        self.config = AccessConfig(policy, (Method("prod", "GET", "/health"),))
+
+    def saved(self, api_id: str, stage: str) -> object:
+        return self.config
 
     def stage_state(self, api_id: str, stage: str) -> object:
         from access_auditor.aws.apigateway import StageState
 
-        return StageState(None, None)
+        return StageState("d1", None, self.config)
 
 
 WEAK = json.dumps({"Version": "2012-10-17", "Statement": [{

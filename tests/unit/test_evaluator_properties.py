@@ -10,8 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access_auditor.policy.analysis import Method, access_matrix, caller_classes
-from access_auditor.policy.analysis import Access
+from access_auditor.policy.analysis import Access, Method, access_matrix, caller_classes, method_groups
 from access_auditor.policy.document import Policy, load_policy
 from access_auditor.policy.evaluator import Decision, RequestContext, decide_invoke, glob_match
 from tests.policies import API, METHOD_ARNS, ROLES, callers, policies, statements
@@ -19,7 +18,9 @@ from tests.policies import API, METHOD_ARNS, ROLES, callers, policies, statement
 AUTH = st.sampled_from(["AWS_IAM", "AWS_IAM", "NONE", "CUSTOM"])
 
 
-def decide(doc: dict[str, Any] | None, auth: str, caller: RequestContext, arn: str, unknown: bool) -> Decision:
+def decide(
+    doc: dict[str, Any] | None, auth: str, caller: RequestContext, arn: str, unknown: bool
+) -> Decision:
     loaded = load_policy(doc, API) if doc is not None else None
     return decide_invoke(loaded, auth, caller, arn, API.account, identity_allowed=True, unknown_as=unknown)
 
@@ -98,7 +99,7 @@ def test_the_access_matrix_agrees_with_one_decision_per_request(doc: dict[str, A
     # GIVEN any policy  WHEN the matrix is computed on masks
     policy = load_policy(doc, API)
     callers_ = caller_classes(API, [ROLES[0]], [policy])
-    matrix = access_matrix(policy, API, METHODS, callers_)
+    matrix = access_matrix(policy, API, method_groups(METHODS, API, [policy]), callers_)
     # THEN every cell is what deciding each (identity, network) request on its own gives
     for caller in callers_.classes:
         variants = [
@@ -107,7 +108,10 @@ def test_the_access_matrix_agrees_with_one_decision_per_request(doc: dict[str, A
             for n in callers_.networks
         ]
         for method in METHODS:
-            assert matrix[(caller.name, method)].access == brute_force(policy, method, variants), (caller.name, method)
+            assert matrix[(caller.name, method)].access == brute_force(policy, method, variants), (
+                caller.name,
+                method,
+            )
 
 
 @settings(max_examples=500, deadline=None)

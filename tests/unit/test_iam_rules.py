@@ -56,7 +56,9 @@ def holds(operator: str, key: str, values: list[str], context: RequestContext) -
     return outcomes.pop()
 
 
-SIGNED = RequestContext(principal_arn=ROLE, account=API.account, session_arn=ROLE_SESSION, source_ip="198.51.100.7")
+SIGNED = RequestContext(
+    principal_arn=ROLE, account=API.account, session_arn=ROLE_SESSION, source_ip="198.51.100.7"
+)
 
 
 # --- Set operators for multivalued context keys ---------------------------------------------------------
@@ -142,13 +144,23 @@ def test_a_role_session_principal_matches_that_session_only() -> None:
     doc = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Principal": {"AWS": ROLE_SESSION}, "Action": "execute-api:Invoke", "Resource": "*"}]}  # fmt: skip
     loaded = load_policy(doc, API)
-    other = RequestContext(principal_arn=ROLE, account=API.account, session_arn=ROLE_SESSION.replace("nightly", "x"))
-    assert decide_invoke(loaded, "AWS_IAM", SIGNED, METHOD, API.account, identity_allowed=True).reason == "explicit-deny"
+    other = RequestContext(
+        principal_arn=ROLE, account=API.account, session_arn=ROLE_SESSION.replace("nightly", "x")
+    )
+    assert (
+        decide_invoke(loaded, "AWS_IAM", SIGNED, METHOD, API.account, identity_allowed=True).reason
+        == "explicit-deny"
+    )
     assert decide_invoke(loaded, "AWS_IAM", other, METHOD, API.account, identity_allowed=True).allowed
 
 
 def test_a_deny_naming_one_session_of_the_allowed_role_locks_that_session_out() -> None:
-    extra = {"Effect": "Deny", "Principal": {"AWS": ROLE_SESSION}, "Action": "execute-api:Invoke", "Resource": "*"}
+    extra = {
+        "Effect": "Deny",
+        "Principal": {"AWS": ROLE_SESSION},
+        "Action": "execute-api:Invoke",
+        "Resource": "*",
+    }
     drift, codes = verdict(EXPECTED_DENY, extra)
     assert drift and "ALLOWED_ROLE_LOCKED_OUT" in codes
 

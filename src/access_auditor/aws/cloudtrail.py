@@ -1,59 +1,88 @@
-"""Finding saved-but-undeployed policy changes in CloudTrail's event history."""
+"""Who changed an API, and when: attribution from CloudTrail's event history.
+
+CloudTrail is never the judge of whether a change is pending (the saved and deployed configurations are
+compared directly); it only names the actor. Event history records read events too, so lookups go by
+``EventName`` (one lookup attribute per call), never by event source, which the auditor's own reads would
+fill. LookupEvents allows 2 calls a second per account and region; every call here goes through a shared
+token bucket below that rate, and pagination stops after ``MAX_PAGES`` pages per event name.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from access_auditor.aws.clients import call
+from access_auditor.aws.pacing import TokenBucket
 
-POLICY_EVENTS = {"UpdateRestApi", "PutRestApi"}
+# The writes that change an existing API's saved policy or methods (ImportRestApi creates a new API).
+POLICY_EVENTS = ("UpdateRestApi", "PutRestApi")
+METHOD_EVENTS = ("PutMethod", "UpdateMethod", "DeleteMethod", "PutRestApi")
+MAX_PAGES = 4  # 200 events per event name: far more writes than an API sees between two runs
+LOOKUP_EVENTS_PER_SECOND = 1.5  # CloudTrail allows 2; leave room for people using the console
 
 
 @dataclass(frozen=True)
-class PolicyChange:
+class Change:
     event_name: str
     event_time: dt.datetime
     actor: str
 
 
 class ChangeHistory(Protocol):
-    def policy_changes_since(self, api_id: str, since: dt.datetime) -> list[PolicyChange]: ...
+    def changes_since(self, api_id: str, since: dt.datetime, event_names: Sequence[str]) -> list[Change]: ...
 
 
 class CloudTrail:
-    """Adapter over a boto3 ``cloudtrail`` client. LookupEvents is limited to 2 calls a second per account
-    and region, so one call per target (the newest 50 API Gateway events) is all this makes."""
+    """Adapter over a boto3 ``cloudtrail`` client. Raises AwsCallError or CredentialsError."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, pace: TokenBucket | None = None) -> None:
         self._client = client
+        self._pace = pace or TokenBucket(LOOKUP_EVENTS_PER_SECOND)
 
-    def policy_changes_since(self, api_id: str, since: dt.datetime) -> list[PolicyChange]:
-        page = call(
-            "LookupEvents",
-            self._client.lookup_events,
-            LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "apigateway.amazonaws.com"}],
-            StartTime=since,
-            MaxResults=50,
-        )
-        changes = []
-        for event in page.get("Events", []):
-            if event.get("EventName") not in POLICY_EVENTS or event["EventTime"] <= since:
-                continue
-            detail = json.loads(event.get("CloudTrailEvent") or "{}")
-            params = detail.get("requestParameters") or {}
-            if params.get("restApiId") != api_id or not _touches_policy(event["EventName"], params):
-                continue
-            changes.append(
-                PolicyChange(event["EventName"], event["EventTime"], event.get("Username") or "unknown")
-            )
-        return changes
+    def changes_since(self, api_id: str, since: dt.datetime, event_names: Sequence[str]) -> list[Change]:
+        """Writes of ``event_names`` to ``api_id`` at or after ``since``, newest first. CloudTrail keeps
+        times to the second, so a change in the deployment's own second is included."""
+        changes: list[Change] = []
+        for name in dict.fromkeys(event_names):
+            kwargs: dict[str, Any] = {
+                "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}],
+                "StartTime": since,
+                "MaxResults": 50,
+            }
+            for _ in range(MAX_PAGES):
+                self._pace.acquire()
+                page = call("LookupEvents", self._client.lookup_events, **kwargs)
+                changes.extend(
+                    _change(event, api_id) for event in page.get("Events", []) if _about(event, api_id)
+                )
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+        return sorted((c for c in changes if c.event_time >= since), key=lambda c: c.event_time, reverse=True)
 
 
-def _touches_policy(event_name: str, params: dict[str, Any]) -> bool:
-    if event_name == "PutRestApi":
-        return True
-    operations = (params.get("updateRestApiInput") or params).get("patchOperations") or []
-    return any(str(op.get("path", "")).startswith("/policy") for op in operations)
+def _detail(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        detail = json.loads(event.get("CloudTrailEvent") or "{}")
+    except ValueError:
+        return {}
+    return detail if isinstance(detail, dict) else {}
+
+
+def _about(event: dict[str, Any], api_id: str) -> bool:
+    detail = _detail(event)
+    if detail.get("errorCode"):
+        return False  # a failed call changed nothing
+    params = detail.get("requestParameters") or {}
+    response = detail.get("responseElements") or {}
+    return api_id in (params.get("restApiId"), response.get("id"))
+
+
+def _change(event: dict[str, Any], api_id: str) -> Change:
+    detail = _detail(event)
+    actor = (detail.get("userIdentity") or {}).get("arn") or event.get("Username") or "unknown"
+    return Change(str(event.get("EventName")), event["EventTime"], str(actor))

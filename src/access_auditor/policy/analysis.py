@@ -27,6 +27,8 @@ from access_auditor.policy.document import (
 from access_auditor.policy.evaluator import (
     INVOKE,
     RequestContext,
+    covers_action,
+    glob_match,
     identity_holds,
     network_holds,
     targets,
@@ -89,15 +91,53 @@ class Cell:
     allow_reasons: tuple[str, ...]
 
 
-Matrix = dict[tuple[str, Method], Cell]
+Group = tuple[Method, ...]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Who can invoke what. Methods that no statement tells apart share a group and a cell, so a matrix
+    holds one cell per (caller class, group), however many methods the API has."""
+
+    groups: tuple[Group, ...]
+    cells: dict[tuple[str, int], Cell]
+
+    def __getitem__(self, key: tuple[str, Method]) -> Cell:
+        caller, method = key
+        return next(self.cells[(caller, i)] for i, group in enumerate(self.groups) if method in group)
+
+
+def method_groups(
+    methods: Sequence[Method], api: ApiRef, policies: Iterable[Policy | None]
+) -> tuple[Group, ...]:
+    """Methods grouped so that within a group the authorization type is the same and every statement of
+    every policy targets all of them or none (both ways of reading an unknown element)."""
+    # Only the resource patterns of statements about execute-api:Invoke can tell two methods apart (an opaque
+    # statement targets every method or none, whatever the method).
+    patterns = sorted(
+        {
+            pattern
+            for p in policies
+            if p is not None
+            for s in p.statements
+            if not s.opaque and covers_action(s, INVOKE)
+            for pattern in (s.resources or ()) + (s.not_resources or ())
+        }
+    )
+    groups: dict[tuple[object, ...], list[Method]] = {}
+    for method in methods:
+        arn = method.arn(api)
+        key = (method.authorization_type, *(glob_match(pattern, arn, True) for pattern in patterns))
+        groups.setdefault(key, []).append(method)
+    return tuple(tuple(group) for group in groups.values())
 
 
 @dataclass
 class PolicyVerdict:
     drift: bool
     findings: list[Finding] = field(default_factory=list)
-    expected: Matrix = field(default_factory=dict)
-    saved: Matrix = field(default_factory=dict)
+    expected: Matrix = field(default_factory=lambda: Matrix((), {}))
+    saved: Matrix = field(default_factory=lambda: Matrix((), {}))
     structural_change: bool = False
     # The decoded documents behind the verdict, for a second opinion (Access Analyzer) without re-reading.
     expected_document: dict[str, Any] = field(default_factory=dict)
@@ -177,8 +217,9 @@ def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable
     return Callers(tuple(classes), tuple(_network_variants(policies)))
 
 
-def access_matrix(policy: Policy | None, api: ApiRef, methods: Sequence[Method], callers: Callers) -> Matrix:
-    """Evaluate every (class, method) cell. Callers are assumed to hold an identity policy that grants
+def access_matrix(policy: Policy | None, api: ApiRef, groups: Sequence[Group], callers: Callers) -> Matrix:
+    """Evaluate every (class, method group) cell; ``groups`` come from ``method_groups`` over this policy (and
+    any other it will be compared with). Callers are assumed to hold an identity policy that grants
     execute-api:Invoke (the worst case: administrators have it), so the matrix shows what the resource policy
     and the method's authorization type alone let through.
 
@@ -190,15 +231,6 @@ def access_matrix(policy: Policy | None, api: ApiRef, methods: Sequence[Method],
     statements = policy.statements if policy else ()
     networks = callers.networks
     full = (1 << len(networks)) - 1
-    groups: dict[tuple[object, ...], list[Method]] = {}
-    for method in methods:
-        arn = method.arn(api)
-        key = (
-            method.authorization_type,
-            *(targets(s, INVOKE, arn, u) for u in (False, True) for s in statements),
-        )
-        groups.setdefault(key, []).append(method)
-
     passes = []
     for unknown in (False, True):
         masks = [
@@ -206,21 +238,21 @@ def access_matrix(policy: Policy | None, api: ApiRef, methods: Sequence[Method],
         ]
         passes.append((unknown, masks, _IdentityCache(statements, unknown)))
 
-    matrix: Matrix = {}
-    for key, members in groups.items():
-        authorization_type = str(key[0])
+    cells: dict[tuple[str, int], Cell] = {}
+    for index, group in enumerate(groups):
+        representative = group[0]
+        arn = representative.arn(api)
+        targeted = {
+            unknown: [targets(s, INVOKE, arn, unknown) for s in statements] for unknown in (False, True)
+        }
         for caller in callers.classes:
             tally = _Tally()
             for unknown, masks, identity_ok in passes:
-                offset = 1 + (len(statements) if unknown else 0)
-                targeted = [bool(key[offset + i]) for i in range(len(statements))]
                 for identity in caller.identities:
-                    _judge(tally, policy, authorization_type, identity, api.account, statements, targeted,
-                           masks, identity_ok, full)  # fmt: skip
-            cell = tally.cell(len(networks) * len(caller.identities) * len(passes))
-            for method in members:
-                matrix[(caller.name, method)] = cell
-    return matrix
+                    _judge(tally, policy, representative.authorization_type, identity, api.account, statements,
+                           targeted[unknown], masks, identity_ok, full)  # fmt: skip
+            cells[(caller.name, index)] = tally.cell(len(networks) * len(caller.identities) * len(passes))
+    return Matrix(tuple(groups), cells)
 
 
 class _IdentityCache:
@@ -314,10 +346,11 @@ def analyse_policy(
     """
     considered = [expected] + ([saved] if saved else [])
     callers = caller_classes(api, allowed_roles, considered)
+    groups = method_groups(methods, api, considered)
     verdict = PolicyVerdict(
         drift=False,
-        expected=access_matrix(expected, api, methods, callers),
-        saved=access_matrix(saved, api, methods, callers),
+        expected=access_matrix(expected, api, groups, callers),
+        saved=access_matrix(saved, api, groups, callers),
     )
     findings = verdict.findings
     if saved is None:
@@ -336,7 +369,7 @@ def analyse_policy(
             Finding("POLICY_NOT_MODELLED", Severity.MEDIUM, f"cannot prove equivalence: {element}")
             for element in unmodelled_elements(saved)
         )
-    findings.extend(_matrix_findings(callers.classes, methods, verdict.expected, verdict.saved))
+    findings.extend(_matrix_findings(callers.classes, verdict.expected, verdict.saved))
     verdict.drift = any(f.severity != Severity.INFO for f in findings)
     if not verdict.drift and verdict.structural_change:
         findings.append(
@@ -350,15 +383,13 @@ def analyse_policy(
     return verdict
 
 
-def _matrix_findings(
-    classes: Sequence[CallerClass], methods: Sequence[Method], expected: Matrix, saved: Matrix
-) -> list[Finding]:
+def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Matrix) -> list[Finding]:
     findings: list[Finding] = []
     for caller in classes:
         changed = [
-            (m, expected[(caller.name, m)], saved[(caller.name, m)])
-            for m in methods
-            if expected[(caller.name, m)].access != saved[(caller.name, m)].access
+            (group, expected.cells[(caller.name, i)], saved.cells[(caller.name, i)])
+            for i, group in enumerate(expected.groups)
+            if expected.cells[(caller.name, i)].access != saved.cells[(caller.name, i)].access
         ]
         if not changed:
             continue
@@ -372,7 +403,7 @@ def _matrix_findings(
                 findings.append(_weakened(caller, gained))
         rest = [(m, e, s) for m, e, s in changed if not _reported(caller, e)]
         if rest:
-            method, before, after = rest[0]
+            (method, *_), before, after = rest[0]
             findings.append(
                 Finding(
                     "ACCESS_CHANGED",
@@ -388,9 +419,9 @@ def _reported(caller: CallerClass, expected: Cell) -> bool:
     return expected.access == (Access.ALLOWED if caller.allowed_role else Access.DENIED)
 
 
-def _weakened(caller: CallerClass, gained: list[tuple[Method, Cell, Cell]]) -> Finding:
+def _weakened(caller: CallerClass, gained: list[tuple[Group, Cell, Cell]]) -> Finding:
     always = [item for item in gained if item[2].access == Access.ALLOWED]
-    method, _, cell = (always or gained)[0]
+    (method, *_), _, cell = (always or gained)[0]
     how = "can invoke" if always else "can, depending on who or where it calls from, invoke"
     return Finding(
         "ACCESS_WEAKENED",
@@ -400,8 +431,8 @@ def _weakened(caller: CallerClass, gained: list[tuple[Method, Cell, Cell]]) -> F
     )
 
 
-def _locked_out(caller: CallerClass, lost: list[tuple[Method, Cell, Cell]]) -> Finding:
-    method, _, cell = lost[0]
+def _locked_out(caller: CallerClass, lost: list[tuple[Group, Cell, Cell]]) -> Finding:
+    (method, *_), _, cell = lost[0]
     how = "can no longer invoke" if cell.access == Access.DENIED else "can only under some conditions invoke"
     return Finding(
         "ALLOWED_ROLE_LOCKED_OUT",
@@ -416,17 +447,18 @@ def _why_allowed(cell: Cell) -> str:
         return "allowed by " + ", ".join(cell.allowed_by)
     if "no-policy" in cell.allow_reasons:
         return "there is no resource policy"
-    return "no statement of the saved policy denies it, so the caller's own IAM policy decides"
+    return "no statement of the policy denies it, so the caller's own IAM policy decides"
 
 
 def _why_denied(cell: Cell) -> str:
     if cell.denied_by:
         return "denied by " + ", ".join(cell.denied_by)
-    return "no statement of the saved policy allows it"
+    return "no statement of the policy allows it"
 
 
-def _more(items: list[tuple[Method, Cell, Cell]]) -> str:
-    return f" (and {len(items) - 1} more method(s))" if len(items) > 1 else ""
+def _more(items: list[tuple[Group, Cell, Cell]]) -> str:
+    others = sum(len(group) for group, _, _ in items) - 1
+    return f" (and {others} more method(s))" if others else ""
 
 
 def _network_variants(policies: list[Policy]) -> list[RequestContext]:

@@ -227,9 +227,7 @@ def targets(statement: Statement, action: str, resource: str, unknown_as: bool) 
     """Whether the statement's Action/NotAction and Resource/NotResource cover ``action`` on ``resource``."""
     if statement.opaque:
         return unknown_as
-    if statement.actions is not None and not any(glob_match(a, action, False) for a in statement.actions):
-        return False
-    if statement.not_actions is not None and any(glob_match(a, action, False) for a in statement.not_actions):
+    if not covers_action(statement, action):
         return False
     if statement.resources is not None and not any(
         glob_match(r, resource, True) for r in statement.resources
@@ -238,6 +236,15 @@ def targets(statement: Statement, action: str, resource: str, unknown_as: bool) 
     return not (
         statement.not_resources is not None
         and any(glob_match(r, resource, True) for r in statement.not_resources)
+    )
+
+
+def covers_action(statement: Statement, action: str) -> bool:
+    """Whether Action/NotAction cover ``action`` (IAM matches action names without regard to case)."""
+    if statement.actions is not None and not any(glob_match(a, action, False) for a in statement.actions):
+        return False
+    return not (
+        statement.not_actions is not None and any(glob_match(a, action, False) for a in statement.not_actions)
     )
 
 
@@ -327,6 +334,7 @@ def _split_operator(operator: str) -> tuple[str | None, str, bool]:
     return prefix, operator.removesuffix("IfExists"), if_exists
 
 
+@lru_cache(maxsize=4096)
 def condition_problem(condition: Condition) -> str | None:
     """Why ``condition`` cannot be evaluated exactly, or None when it can."""
     prefix, base, if_exists = _split_operator(condition.operator)
@@ -408,6 +416,7 @@ def _ip_range(text: str) -> tuple[int, int, int] | None:
     return network.version, int(network.network_address), int(network.broadcast_address)
 
 
+@lru_cache(maxsize=4096)
 def _ip_value(text: str) -> tuple[int, int] | None:
     try:
         address = ipaddress.ip_address(text)
@@ -440,21 +449,26 @@ def glob_match(pattern: str, text: str, case_sensitive: bool) -> bool:
     """
     if not case_sensitive:
         pattern, text = pattern.lower(), text.lower()
-    pieces = pattern.split("*")
+    pieces = _pieces(pattern)
     if len(pieces) == 1:
         return len(pattern) == len(text) and _fits(pattern, text, 0)
-    first, middle, last = pieces[0], pieces[1:-1], pieces[-1]
+    first, last = pieces[0], pieces[-1]
     end = len(text) - len(last)
     if end < len(first) or not _fits(first, text, 0) or not _fits(last, text, end):
         return False
     position = len(first)
-    for piece in middle:
+    for piece in pieces[1:-1]:
         if piece:
             found = _find(piece, text, position, end)
             if found < 0:
                 return False
             position = found + len(piece)
     return True
+
+
+@lru_cache(maxsize=4096)
+def _pieces(pattern: str) -> tuple[str, ...]:
+    return tuple(pattern.split("*"))
 
 
 def _fits(piece: str, text: str, at: int) -> bool:

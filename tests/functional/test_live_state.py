@@ -1,0 +1,123 @@
+"""What is live is what is judged: the stage's deployment, read from the local AWS, which serves, exports
+and records exactly as API Gateway and CloudTrail do (AWS_NOTES.md, "Reading what is live")."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from access_auditor.audit import run_audit
+from access_auditor.config import load_config
+from access_auditor.wiring import build_ports
+from local_aws.invoke import invoke_auditor
+from local_aws.sample import save_policy
+from tests.functional.test_handler import metric
+from tests.harness import Harness
+
+
+def post_only_deny(harness: Harness) -> str:
+    doc = json.loads(harness.sample.expected_policy())
+    doc["Statement"][0]["Resource"] = f"{harness.sample.api.arn}/*/GET/*"  # POST is no longer denied
+    return json.dumps(doc)
+
+
+@pytest.fixture
+def hidden_weakening(harness: Harness) -> Iterator[Harness]:
+    # GIVEN a POST-only weakening deployed, then the expected policy saved back without deploying
+    harness.save_and_deploy(post_only_deny(harness))
+    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, harness.sample.expected_policy())
+    yield harness
+    harness.restore()
+
+
+def test_a_deployed_weakening_hidden_behind_a_good_saved_policy_is_drift(hidden_weakening: Harness) -> None:
+    run = invoke_auditor(hidden_weakening.function_env())
+    assert run.result is not None
+    findings = {f["code"]: f["message"] for f in run.result["targets"][0]["findings"]}
+    # THEN the live verdict names the method and who gets in; the pending change says deploying restores
+    assert (
+        "POST /items" in findings["ACCESS_WEAKENED"]
+        and "another principal in account" in findings["ACCESS_WEAKENED"]
+    )
+    assert "RESTORE" in findings["UNDEPLOYED_POLICY_CHANGE"]
+    assert metric(run, "PolicyDrift") == [1] and metric(run, "UndeployedPolicyChange") == [1]
+
+
+def test_an_undeployed_change_is_still_reported_after_twenty_runs(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a weakening saved but not deployed, and the auditor running in this process as the allowed role
+    env = harness.function_env()
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    ):
+        monkeypatch.setenv(name, env[name])
+    doc = json.loads(harness.sample.expected_policy())
+    doc["Statement"][0]["Condition"] = {
+        "StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}
+    }
+    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, json.dumps(doc))
+    try:
+        config, ports = load_config(env), build_ports(boto3.Session())
+        # WHEN it runs twenty times, each run adding its own read events to CloudTrail's history
+        runs = [run_audit(config, ports)[0] for _ in range(20)]
+        trail = harness.aws.client("cloudtrail")
+        newest = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventSource",
+                                                        "AttributeValue": "apigateway.amazonaws.com"}])  # fmt: skip
+    finally:
+        harness.restore()
+    # THEN every run reports the change, HIGH, and names who made it
+    for result in runs:
+        undeployed = [f for f in result.findings if f.code == "UNDEPLOYED_POLICY_CHANGE"]
+        assert result.undeployed_change and undeployed and undeployed[0].severity == "high"
+        assert "changed by" in undeployed[0].message and not result.audit_error
+    # ... although the newest 50 API Gateway events are by now the auditor's own reads
+    assert len(newest["Events"]) == 50 and "NextToken" in newest
+    assert all(e["EventName"].startswith("Get") for e in newest["Events"])
+
+
+def test_the_local_export_and_deployment_are_the_deployed_ones(harness: Harness) -> None:
+    apigw = harness.aws.client("apigateway")
+    api_id = harness.sample.api_id
+    save_policy(apigw, api_id, post_only_deny(harness))  # saved, not deployed
+    try:
+        export = json.loads(apigw.get_export(restApiId=api_id, stageName="prod", exportType="oas30",
+                                             parameters={"extensions": "apigateway"})["body"].read())  # fmt: skip
+        stage = apigw.get_stage(restApiId=api_id, stageName="prod")
+        deployment = apigw.get_deployment(
+            restApiId=api_id, deploymentId=stage["deploymentId"], embed=["apisummary"]
+        )
+    finally:
+        harness.restore()
+    assert export["x-amazon-apigateway-policy"]["Statement"][0]["Resource"].endswith("/*")  # not /*/GET/*
+    assert deployment["apiSummary"]["/health"]["GET"]["authorizationType"] == "AWS_IAM"
+
+
+def test_local_cloudtrail_pages_newest_first_and_throttles_like_cloudtrail(harness: Harness) -> None:
+    apigw = harness.aws.client("apigateway")
+    # botocore retries a throttled call by itself; this client must show the throttle
+    trail = boto3.client("cloudtrail", endpoint_url=harness.aws.endpoint, region_name=harness.aws.region,
+                         aws_access_key_id="testing", aws_secret_access_key="testing",
+                         config=Config(retries={"total_max_attempts": 1}))  # fmt: skip
+    for _ in range(60):
+        apigw.get_rest_api(restApiId=harness.sample.api_id)
+    by_read = [{"AttributeKey": "ReadOnly", "AttributeValue": "true"}]
+    time.sleep(1.1)  # a second of its own: earlier tests' lookups count against the same quota
+    first = trail.lookup_events(LookupAttributes=by_read)
+    second = trail.lookup_events(LookupAttributes=by_read, NextToken=first["NextToken"])
+    times = [e["EventTime"] for e in first["Events"] + second["Events"]]
+    assert len(first["Events"]) == 50 and times == sorted(times, reverse=True)
+    # a third call within the same second is over CloudTrail's 2 calls a second
+    with pytest.raises(ClientError) as info:
+        trail.lookup_events(LookupAttributes=by_read, NextToken=first["NextToken"])
+    assert info.value.response["Error"]["Code"] == "ThrottlingException"
