@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from access_auditor.cli.main import main
+from access_auditor.policy.document import ApiRef
 from local_aws.demo import SCENARIOS
 from local_aws.sample import STAGE
+from tests.adversarial import adversarial_policies
 from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,3 +244,29 @@ def test_policy_render_looks_role_names_up_so_the_path_is_kept(
     # a name IAM does not know is an error naming the operation, not a traceback
     assert main(["policy", "render", "--api-arn", harness.sample.api.arn, "--role", "nobody"]) == 3
     assert "GetRole failed" in capsys.readouterr().err
+
+
+HOSTILE = {
+    **{name: (text, 0 if name == "many statements of every kind" else 1)
+       for name, text in adversarial_policies(ApiRef("us-east-1", "123456789012", "abc123"),
+                                              "arn:aws:iam::123456789012:role/app").items()},
+    "a number of 5,000 digits": ('{"Version":' + "9" * 5000 + ',"Statement":[]}', 2),
+    "nesting 9,000 deep": ("[" * 9_000 + "]" * 9_000, 2),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_policy_check_answers_hostile_policies_with_a_verdict(
+    tmp_path: Path, text: str, expected: int
+) -> None:
+    # GIVEN a policy of up to 8,192 characters built to stall an evaluator, checked as a user would check it
+    policy = tmp_path / "hostile.json"
+    policy.write_text(text)
+    run = subprocess.run([CLI, "policy", "check", "--policy-file", str(policy), "--api-arn",
+                          "arn:aws:execute-api:us-east-1:123456789012:abc123", "--role",
+                          "arn:aws:iam::123456789012:role/app"], capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    # THEN a verdict (drift, or unreadable on one line), never a traceback
+    assert run.returncode == expected, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    if expected == 2:
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr

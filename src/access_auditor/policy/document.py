@@ -131,7 +131,8 @@ def _decode(text: Any) -> Any:
     except RecursionError as exc:
         raise PolicyParseError("the policy is nested too deeply to be a policy") from exc
     except ValueError as exc:  # for example "Exceeds the limit (4300 digits) for integer string conversion"
-        raise PolicyParseError(f"the policy holds a value that cannot be read: {exc}") from exc
+        reason = str(exc).split(":")[0]  # Python's own advice after the colon is not for our users
+        raise PolicyParseError(f"the policy holds a value that cannot be read ({reason})") from exc
 
 
 def _reject_constant(name: str) -> Any:
