@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from access_auditor.audit import Ports, run_audit
 from access_auditor.aws.apigateway import ApiGateway
 from access_auditor.aws.cloudtrail import CloudTrail
+from access_auditor.aws.pacing import TokenBucket
 from access_auditor.config import load_config
 
 ENV = {"API_ID": "abc123", "API_STAGE": "prod", "AWS_REGION": "us-east-1",
@@ -96,7 +97,25 @@ def test_cloudtrail_pagination_stops_at_its_bound() -> None:
         for page in range(MAX_PAGES):
             stub.add_response("lookup_events", {"Events": [], "NextToken": f"t{page}"})
         # no response is queued past the bound: one more call would fail the test
-        assert CloudTrail(trail).changes_since("abc123", since, ["UpdateRestApi"]) == []
+        assert (
+            CloudTrail(trail, TokenBucket(1000, 10)).changes_since("abc123", since, ["UpdateRestApi"]) == []
+        )
+
+
+def test_the_token_bucket_paces_and_never_waits_past_a_deadline() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(2.0, 1.0, clock=lambda: now[0], sleep=sleep)
+    # GIVEN 2 calls a second, burst 1: the first goes at once, the next two wait half a second each
+    assert [bucket.acquire() for _ in range(3)] == [True, True, True]
+    assert slept == [0.5, 0.5]
+    # WHEN the next slot is later than the caller's deadline THEN it is refused at once, without sleeping
+    assert bucket.acquire(deadline=now[0] + 0.1) is False and slept == [0.5, 0.5]
 
 
 def test_deadline_reports_unfinished_targets_and_returns() -> None:
