@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import requests
@@ -54,6 +56,9 @@ class TargetResult:
     request_id: str | None = None
     error_type: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    step: str = "waiting to start"  # what the audit of this target is doing now, for a deadline finding
+    pending: AccessConfig | None = None  # a saved config that differs from the deployed one, to attribute
+    deployment: StageState | None = None
 
     def add(self, code: str, severity: Severity, message: str) -> None:
         self.findings.append(Finding(code, severity, message))
@@ -79,50 +84,99 @@ class TargetResult:
         }
 
 
-def run_audit(
-    config: AuditConfig, ports: Ports, remaining_ms: Callable[[], int] | None = None
-) -> list[TargetResult]:
-    """Audit every target, at most ``config.max_concurrency`` at once. When ``remaining_ms`` says the
-    invocation is about to end, unfinished targets are reported as AUDIT_DEADLINE errors instead."""
-    executor = ThreadPoolExecutor(max_workers=min(config.max_concurrency, len(config.targets)))
-    futures = [executor.submit(audit_target, target, config, ports) for target in config.targets]
-    budget = None if remaining_ms is None else max(0.0, (remaining_ms() - config.deadline_margin_ms) / 1000)
-    wait(futures, timeout=budget)
+@dataclass(frozen=True)
+class Clock:
+    """A target's time: its own slice of the run, never past the run's deadline (``time.monotonic()``)."""
+
+    deadline: float
+    run_deadline: float
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def call_budget(self, config: AuditConfig) -> float:
+        """One HTTP call: connect and the whole answer, within what the target has left."""
+        return min(config.connect_timeout + config.read_timeout, self.remaining())
+
+
+MIN_TARGET_SECONDS = 5.0
+
+
+def run_audit(config: AuditConfig, ports: Ports, budget_s: float) -> list[TargetResult]:
+    """Audit every target within ``budget_s`` seconds, at most ``config.max_concurrency`` at once.
+
+    Each target gets a fair slice of the budget (the budget shared over the targets each worker will run,
+    at least MIN_TARGET_SECONDS), so a slow target can never starve another. Whatever a target has
+    established when the run's deadline comes is kept: a target still busy then is reported with the
+    checks it finished and an AUDIT_DEADLINE finding naming the step it was in.
+    """
+    started = time.monotonic()
+    run_deadline = started + max(0.0, budget_s)
+    workers = min(config.max_concurrency, len(config.targets))
+    share = max(MIN_TARGET_SECONDS, budget_s * workers / len(config.targets))
+    results = [TargetResult(target) for target in config.targets]
+    stop = threading.Event()
+
+    def audit(result: TargetResult) -> None:
+        now = time.monotonic()
+        audit_target(result, config, ports, Clock(min(run_deadline, now + share), run_deadline), stop)
+
+    executor = ThreadPoolExecutor(max_workers=workers)
+    futures = [executor.submit(audit, result) for result in results]
+    wait(futures, timeout=max(0.0, run_deadline - time.monotonic()))
+    stop.set()  # a worker still busy stops at its next step; nothing carries into the next invocation
     executor.shutdown(wait=False, cancel_futures=True)
-    results = []
-    for target, future in zip(config.targets, futures, strict=True):
+    final = []
+    for result, future in zip(results, futures, strict=True):
         if future.done() and not future.cancelled():
-            results.append(future.result())
-        else:
-            late = TargetResult(target, audit_error=True)
-            late.add("AUDIT_DEADLINE", Severity.HIGH,
-                     "the audit of this target did not finish before the invocation's deadline; raise the "
-                     "function's timeout, or split the targets over more functions")  # fmt: skip
-            results.append(late)
-    return results
+            final.append(result)
+            continue
+        late = replace(result, findings=list(result.findings))  # what it had established, frozen now
+        late.audit_error = True
+        step = f" while {result.step}" if future.running() else " before it could start"
+        late.add("AUDIT_DEADLINE", Severity.HIGH,
+                 f"the audit of this target ran out of time{step}; the checks it finished are reported. Raise "
+                 "the function's timeout, or spread the targets over more functions")  # fmt: skip
+        final.append(late)
+    return final
 
 
-def audit_target(target: Target, config: AuditConfig, ports: Ports) -> TargetResult:
-    """Audit one target. Never raises: every failure becomes a finding on the result."""
-    result = TargetResult(target)
-    try:
-        _live_checks(result, config, ports)
-        _control_plane_checks(result, config, ports)
-    except Exception as exc:  # a bug must not lose the other targets' results
-        log.exception("unexpected error auditing %s", target.api_id)
-        result.audit_error = True
-        result.add("AUDIT_ERROR", Severity.HIGH, f"internal error: {type(exc).__name__}: {exc}")
-    return result
+def audit_target(
+    result: TargetResult, config: AuditConfig, ports: Ports, clock: Clock, stop: threading.Event | None = None
+) -> None:
+    """Audit one target into ``result``, step by step, so that each finished step counts even if a later one
+    never ends. Never raises: every failure becomes a finding on the result."""
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("reading the API and judging its policy", lambda: _control_plane_checks(result, config, ports)),
+        ("calling the API", lambda: _live_checks(result, config, ports, clock)),
+        ("asking CloudTrail who changed it", lambda: _attribution(result, config, ports)),
+    ]
+    for step, run in steps:
+        if (stop is not None and stop.is_set()) or clock.remaining() <= 0:
+            result.audit_error = True
+            result.add("AUDIT_DEADLINE", Severity.HIGH,
+                       f"no time was left for {step}; the checks before it are reported")  # fmt: skip
+            return
+        result.step = step
+        try:
+            run()
+        except Exception as exc:  # a bug must not lose this target's other checks, nor the other targets
+            log.exception("unexpected error auditing %s", result.target.api_id)
+            result.audit_error = True
+            result.add(
+                "AUDIT_ERROR", Severity.HIGH, f"internal error while {step}: {type(exc).__name__}: {exc}"
+            )
+    result.step = "done"
 
 
-def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
+def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports, clock: Clock) -> None:
     target = result.target
     url = target.health_url
 
     def call_as(credentials: ReadOnlyCredentials | None) -> CallResult:
         timeout = (config.connect_timeout, config.read_timeout)
         return make_call(ports.session, target.health_method, url, region=target.region, credentials=credentials,
-                         timeout=timeout)  # fmt: skip
+                         timeout=timeout, budget_s=clock.call_budget(config))  # fmt: skip
 
     try:
         credentials = ports.credentials.credentials(target.assume_role_arn)
@@ -135,15 +189,23 @@ def _live_checks(result: TargetResult, config: AuditConfig, ports: Ports) -> Non
     failure = health_finding(health, target.expected_status, url)
     if failure:
         result.findings.append(failure)
+    else:
+        result.healthy = True
+    # Negative probes only where the path is known to exist: API Gateway answers "Missing Authentication
+    # Token" for an unknown path too, so only an answer that went past routing (a success, a policy or IAM
+    # refusal, an integration error) makes an unsigned call's refusal mean "signature required".
+    if health.status is None or health.missing_token:
+        result.audit_error = True
+        result.add("PROBES_NOT_RUN", Severity.MEDIUM,
+                   f"the negative probes were not run: the health call's answer does not show that {url} exists, "
+                   "so a refusal would prove nothing; nobody is shown to be kept out this run")  # fmt: skip
         return
-    result.healthy = True
-    # Negative probes only after a successful call: then the path is known to exist, and a "Missing
-    # Authentication Token" answer really means "signature required" rather than "no such path".
     got_in = [_probe(result, call_as(None), "unsigned", url)]
     if target.outsider_role_arn:
         try:
             outsider = ports.credentials.credentials(target.outsider_role_arn)
         except CredentialsError as exc:
+            result.audit_error = True
             result.add("PROBE_INCONCLUSIVE", Severity.MEDIUM, f"outsider probe skipped: {exc}")
         else:
             got_in.append(_probe(result, call_as(outsider), "outsider", url))
@@ -206,7 +268,7 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
                    f"{stage.canary_deployment_id}, which may serve another policy")  # fmt: skip
     result.undeployed_change = saved.differs_from(stage.deployed, target.api)
     if result.undeployed_change:
-        _undeployed_change(result, config, ports, stage, saved, live)
+        _undeployed_change(result, stage, saved, live)
 
 
 def _judge(result: TargetResult, state: AccessConfig, which: str) -> PolicyVerdict | None:
@@ -230,14 +292,9 @@ def _not_iam(state: AccessConfig) -> list[Method]:
 
 
 def _undeployed_change(
-    result: TargetResult,
-    config: AuditConfig,
-    ports: Ports,
-    stage: StageState,
-    saved: AccessConfig,
-    live: PolicyVerdict,
+    result: TargetResult, stage: StageState, saved: AccessConfig, live: PolicyVerdict
 ) -> None:
-    """Saved differs from deployed: say what deploying would do, and who made the change."""
+    """Saved differs from deployed: say what deploying would do (who made the change is a later step)."""
     target = result.target
     assert stage.deployed is not None
     pending = _judge(result, saved, "saved")
@@ -268,10 +325,10 @@ def _undeployed_change(
         )
         if changed
     )
-    who = _attribution(result, config, ports, stage, saved)
+    result.pending, result.deployment = saved, stage
     result.add("UNDEPLOYED_POLICY_CHANGE", severity,
                f"{what} saved on API {target.api_id} differs from what stage {target.stage} serves "
-               f"(deployment {stage.deployment_id}){who}; it goes live with the next deployment, and deploying it "
+               f"(deployment {stage.deployment_id}); it goes live with the next deployment, and deploying it "
                f"{effect}")  # fmt: skip
 
 
@@ -279,31 +336,35 @@ def _canonical_differs(saved: AccessConfig, deployed: AccessConfig, target: Targ
     return AccessConfig(saved.policy, ()).differs_from(AccessConfig(deployed.policy, ()), target.api)
 
 
-def _attribution(
-    result: TargetResult, config: AuditConfig, ports: Ports, stage: StageState, saved: AccessConfig
-) -> str:
-    """ ", changed by X (EventName at T)" from CloudTrail, or a note saying why nobody is named."""
-    target = result.target
-    if not (config.cloudtrail_lookup and ports.history and stage.deployed_at and stage.deployed):
-        return ""
+def _attribution(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
+    """Name who made a pending change, from CloudTrail, in the UNDEPLOYED_POLICY_CHANGE finding."""
+    target, saved, stage = result.target, result.pending, result.deployment
+    if saved is None or stage is None or stage.deployed is None or stage.deployed_at is None:
+        return
+    if not (config.cloudtrail_lookup and ports.history):
+        return
     names = POLICY_EVENTS if _canonical_differs(saved, stage.deployed, target) else METHOD_EVENTS
     key = (target.region, target.api_id, str(stage.deployment_id), repr(saved))
-    if key in ports.attributions:
-        return ports.attributions[key]
-    try:
-        changes = ports.history(target.region).changes_since(target.api_id, stage.deployed_at, names)
-    except AuditorError as exc:
-        result.audit_error = True
-        result.add("ATTRIBUTION_FAILED", Severity.HIGH,
-                   f"CloudTrail could not say who changed API {target.api_id}: {exc}. The undeployed change is "
-                   "reported regardless; grant cloudtrail:LookupEvents to name its author.")  # fmt: skip
-        return ""
-    if not changes:
-        return f" (CloudTrail names no {'/'.join(names)} call on it since the deployment)"
-    last = changes[0]
-    who = f", changed by {last.actor} ({last.event_name} at {last.event_time:%Y-%m-%d %H:%M:%SZ})"
-    ports.attributions[key] = who
-    return who
+    who = ports.attributions.get(key)
+    if who is None:
+        try:
+            changes = ports.history(target.region).changes_since(target.api_id, stage.deployed_at, names)
+        except AuditorError as exc:
+            result.audit_error = True
+            result.add("ATTRIBUTION_FAILED", Severity.HIGH,
+                       f"CloudTrail could not say who changed API {target.api_id}: {exc}. The undeployed change is "
+                       "reported regardless; grant cloudtrail:LookupEvents to name its author.")  # fmt: skip
+            return
+        if not changes:
+            who = f"CloudTrail names no {'/'.join(names)} call on it since the deployment."
+        else:
+            last = changes[0]
+            who = f"Changed by {last.actor} ({last.event_name} at {last.event_time:%Y-%m-%d %H:%M:%SZ})."
+            ports.attributions[key] = who
+    result.findings = [
+        replace(f, message=f"{f.message.rstrip('.')}. {who}") if f.code == "UNDEPLOYED_POLICY_CHANGE" else f
+        for f in result.findings
+    ]
 
 
 def _analyzer_check(result: TargetResult, analyzer: AnalyzerPort, verdict: PolicyVerdict) -> None:

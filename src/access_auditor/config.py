@@ -6,9 +6,10 @@ A bad value raises ConfigError naming the variable (or the AUDIT_TARGETS entry) 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,19 @@ TARGET_KEYS = (
 
 
 @dataclass(frozen=True)
+class StatusSet:
+    """HTTP statuses as ranges (``200-299,304``): a set of ranges costs nothing however wide they are."""
+
+    ranges: tuple[tuple[int, int], ...] = ((200, 299),)
+
+    def __contains__(self, status: object) -> bool:
+        return isinstance(status, int) and any(low <= status <= high for low, high in self.ranges)
+
+    def __str__(self) -> str:
+        return ",".join(f"{low}-{high}" if low != high else str(low) for low, high in self.ranges)
+
+
+@dataclass(frozen=True)
 class Target:
     """One API to audit."""
 
@@ -41,7 +55,7 @@ class Target:
     health_path: str = "/health"
     health_method: str = "GET"
     endpoint: str | None = None
-    expected_status: frozenset[int] = frozenset(range(200, 300))
+    expected_status: StatusSet = field(default_factory=StatusSet)
 
     @property
     def api(self) -> ApiRef:
@@ -90,9 +104,9 @@ def load_config(env: Mapping[str, str]) -> AuditConfig:
         targets = [_target(env, "", default_region)]
     return AuditConfig(
         targets=tuple(targets),
-        connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", 3.0),
-        read_timeout=_number(env, "HTTP_READ_TIMEOUT", 10.0),
-        max_concurrency=int(_number(env, "MAX_CONCURRENCY", 4, integer=True)),
+        connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", 3.0, maximum=60),
+        read_timeout=_number(env, "HTTP_READ_TIMEOUT", 10.0, maximum=600),
+        max_concurrency=int(_number(env, "MAX_CONCURRENCY", 4, maximum=64, integer=True)),
         cloudtrail_lookup=_flag(env, "CLOUDTRAIL_LOOKUP", True),
         access_analyzer=_flag(env, "ACCESS_ANALYZER", False),
     )
@@ -151,11 +165,18 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
         raise ConfigError(f"{prefix}HEALTH_METHOD: {method!r} is not one of {', '.join(sorted(_METHODS))}")
     endpoint = get("API_ENDPOINT") or None
     if endpoint:
-        parts = urlsplit(endpoint)
-        ok = parts.hostname and (
-            parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
+        try:
+            parts = urlsplit(endpoint)
+            host, _ = parts.hostname, parts.port  # .port raises for a port outside 0-65535
+        except ValueError:
+            parts, host = None, None
+        ok = (
+            parts is not None
+            and host
+            and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)))
+            and not any(c.isspace() or ord(c) < 32 for c in endpoint)
         )
-        if not ok or parts.query or parts.fragment:
+        if not ok or parts is None or parts.query or parts.fragment:
             raise ConfigError(
                 f"{prefix}API_ENDPOINT: {endpoint!r} must be an https:// base URL (http:// only for loopback hosts)"
             )
@@ -189,19 +210,23 @@ def _role(arn: str, name: str) -> None:
         raise ConfigError(f"{name}: {arn!r} is not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)")
 
 
-def _statuses(text: str, name: str) -> frozenset[int]:
+def _statuses(text: str, name: str) -> StatusSet:
     if not text:
-        return frozenset(range(200, 300))
-    codes: set[int] = set()
+        return StatusSet()
+    ranges = []
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise ConfigError(f"{name}: {text!r} is not a list of status codes or ranges such as 200-299,304")
-        codes.update(range(int(low), int(high or low) + 1))
-    return frozenset(codes)
+        match = re.fullmatch(r"\s*([1-5]\d\d)\s*(?:-\s*([1-5]\d\d)\s*)?", part, re.ASCII)
+        if not match or int(match[2] or match[1]) < int(match[1]):
+            raise ConfigError(
+                f"{name}: {text!r} is not a list of HTTP statuses (100-599) or ranges such as 200-299,304"
+            )
+        ranges.append((int(match[1]), int(match[2] or match[1])))
+    return StatusSet(tuple(ranges))
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool = False) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, maximum: float, integer: bool = False
+) -> float:
     text = env.get(name, "").strip()
     if not text:
         return default
@@ -209,8 +234,8 @@ def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool 
         value = int(text) if integer else float(text)
     except ValueError as exc:
         raise ConfigError(f"{name}: {text!r} is not a {'whole ' if integer else ''}number") from exc
-    if value <= 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {text}")
+    if not math.isfinite(value) or not 0 < value <= maximum:
+        raise ConfigError(f"{name}: expected a number greater than 0 and at most {maximum:g}, got {text!r}")
     return value
 
 

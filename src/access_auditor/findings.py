@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from access_auditor.redact import redact
+
 
 class Severity(StrEnum):
     CRITICAL = "critical"
@@ -19,6 +21,10 @@ class Finding:
     code: str
     severity: Severity
     message: str
+
+    def __post_init__(self) -> None:
+        # Messages quote upstream answers and error texts; no credential may ride along into logs.
+        object.__setattr__(self, "message", redact(self.message))
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "severity": self.severity.value, "message": self.message}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from typing import Any
@@ -13,10 +14,16 @@ from access_auditor.audit import Ports, run_audit
 from access_auditor.config import AuditConfig, load_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
+from access_auditor.redact import redact
 from access_auditor.wiring import build_ports
 
 logger = Logger()
 metrics = Metrics()
+# botocore logs signatures, session tokens and STS answers (secret keys included) at DEBUG, and urllib3 logs
+# request lines; whatever level Lambda gives the root logger (AWS_LAMBDA_LOG_LEVEL), they stay at WARNING.
+for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+DEFAULT_BUDGET_S = 60.0  # when no Lambda context says how long the invocation has
 
 
 @lru_cache(maxsize=1)
@@ -38,12 +45,23 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.set_correlation_id(str(event["correlationId"]))
     try:
         config = _config()
-    except ConfigError as exc:
-        logger.error("invalid configuration", extra={"error": str(exc)})
+    except Exception as exc:  # ConfigError names the variable; anything else is a bug, still reported
+        error = redact(
+            str(exc) if isinstance(exc, ConfigError) else f"internal error: {type(exc).__name__}: {exc}"
+        )
+        logger.error("invalid configuration", extra={"error": error})
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)
-        return {"ok": False, "error": str(exc), "targets": []}
-    results = run_audit(config, _ports(), remaining_ms=getattr(context, "get_remaining_time_in_millis", None))
-    publish(results, metrics, logger)
+        return {"ok": False, "error": error, "targets": []}
+    try:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
+        results = run_audit(config, _ports(), budget_s=budget_s)
+        publish(results, metrics, logger)
+    except Exception as exc:  # a bug: still an alarm, a heartbeat and one line, never a bare traceback
+        logger.error("the audit failed", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
+        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)
+        return {"ok": False, "error": f"internal error: {type(exc).__name__}", "targets": []}
     summaries = [r.summary() for r in results]
     return {"ok": all(r.ok for r in results), "targets": summaries}

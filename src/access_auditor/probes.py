@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 
 import requests
@@ -16,7 +17,10 @@ from botocore.credentials import ReadOnlyCredentials
 
 from access_auditor.errors import RequestError
 from access_auditor.findings import Finding, Severity
-from access_auditor.signing import send, sign_request
+from access_auditor.signing import normalize_url, sign_request
+from access_auditor.transport import Reply, send
+
+MAX_BODY_BYTES = 16 * 1024  # API Gateway's error messages fit many times over
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,20 @@ def make_call(
     region: str,
     credentials: ReadOnlyCredentials | None,
     timeout: tuple[float, float],
+    budget_s: float | None = None,
 ) -> CallResult:
-    """One call, signed when ``credentials`` are given. Never raises for network trouble: that is a result."""
+    """One call, signed when ``credentials`` are given, within ``budget_s`` seconds in all. Only the start of
+    the body is read (API Gateway's messages are short). Never raises for network trouble: that is a
+    result."""
     started = time.monotonic()
     try:
-        signed = sign_request(method, url, credentials=credentials, region=region) if credentials else None
-        response = send(session, signed, method=method, url=url, timeout=timeout)
+        if credentials:
+            signed = sign_request(method, url, credentials=credentials, region=region)
+            method, url, headers = signed.method, signed.url, signed.headers
+        else:
+            url, headers = normalize_url(url), {}
+        response = send(session, method, url, headers=headers, timeout=timeout, budget_s=budget_s,
+                        max_body=MAX_BODY_BYTES)  # fmt: skip
     except RequestError as exc:
         return CallResult(None, (time.monotonic() - started) * 1000, failure=exc.kind, message=str(exc))
     return CallResult(
@@ -62,7 +74,7 @@ def make_call(
     )
 
 
-def health_finding(result: CallResult, expected: frozenset[int], url: str) -> Finding | None:
+def health_finding(result: CallResult, expected: Container[int], url: str) -> Finding | None:
     """None when the health call succeeded, else a finding that says why it failed."""
     if result.status in expected:
         return None
@@ -129,7 +141,7 @@ def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding
     )
 
 
-def _message(response: requests.Response) -> str:
+def _message(response: Reply) -> str:
     text = response.text[:2000]
     try:
         body = json.loads(text)

@@ -19,14 +19,13 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from access_auditor.errors import CredentialsError, RequestError
+from access_auditor.redact import REDACTED, redact
+from access_auditor.transport import Reply, new_session, send
 
 _UNRESERVED = "-_.~"
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
-REDACTED = "<redacted>"
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
@@ -43,15 +42,11 @@ class SignedRequest:
     string_to_sign: str
 
     def redacted_headers(self) -> dict[str, str]:
-        """Headers safe to print: the signature and the session token are replaced."""
-        safe = {}
-        for name, value in self.headers.items():
-            if name.lower() == "authorization":
-                value = re.sub(r"Signature=[0-9a-f]+", f"Signature={REDACTED}", value)
-            elif name.lower() == "x-amz-security-token":
-                value = REDACTED
-            safe[name] = value
-        return safe
+        """Headers safe to print: the signature, the key id and the session token are replaced."""
+        return {
+            name: REDACTED if name.lower() == "x-amz-security-token" else redact(value)
+            for name, value in self.headers.items()
+        }
 
 
 def region_from_host(url: str) -> str | None:
@@ -82,8 +77,16 @@ def normalize_url(url: str, params: Params | None = None) -> str:
     >>> normalize_url("https://h/a/./b//c%7e?q=a b&x=1+1&flag")
     'https://h/a/b/c~?q=a%20b&x=1%2B1&flag'
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise RequestError(
+            "url", "the URL holds a control character (a raw CR, LF or tab); percent-encode it"
+        )
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port  # raises for a port outside 0-65535
+    except ValueError as exc:
+        raise RequestError("url", f"not a valid URL: {url!r} ({exc})") from exc
     if parts.scheme == "http":
         if not is_loopback(host):
             raise RequestError(
@@ -133,75 +136,36 @@ def sign_request(
     frozen = credentials.get_frozen_credentials() if isinstance(credentials, Credentials) else credentials
     final_url = normalize_url(url, params)
     aws_request = AWSRequest(method=method.upper(), url=final_url, data=body, headers=dict(headers or {}))
-    signer = SigV4Auth(frozen, service, region)
+    signer = _RecordingSigner(frozen, service, region)
     signer.add_auth(aws_request)
-    canonical = signer.canonical_request(aws_request)
+    canonical = signer.signed_canonical_request
     if frozen.token:
-        canonical = canonical.replace(frozen.token, REDACTED)
+        canonical = canonical.replace(frozen.token, REDACTED)  # whatever its shape; redact() catches the rest
     return SignedRequest(
         method=method.upper(),
         url=final_url,
         headers={k: str(v) for k, v in aws_request.headers.items()},
         body=body,
-        canonical_request=canonical,
-        string_to_sign=signer.string_to_sign(aws_request, signer.canonical_request(aws_request)),
+        canonical_request=redact(canonical),
+        string_to_sign=signer.signed_string_to_sign,
     )
 
 
-def new_session(retries: int = 2) -> requests.Session:
-    """A session that reuses connections and retries only what is safe: connection failures, and for
-    idempotent methods 429/502/503/504 (honouring Retry-After). Never a POST that may have arrived."""
-    session = requests.Session()
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=1,
-        status=retries,
-        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
-        status_forcelist=frozenset({429, 502, 503, 504}),
-        backoff_factor=0.2,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+class _RecordingSigner(SigV4Auth):
+    """botocore's signer, keeping the canonical request and string to sign it computed while signing: what
+    ``-v`` shows is then exactly what was signed (recomputing it afterwards would include the new
+    Authorization header), and nothing is computed twice."""
 
+    signed_canonical_request = ""
+    signed_string_to_sign = ""
 
-def send(
-    session: requests.Session, signed: SignedRequest | None, *, timeout: tuple[float, float],
-    method: str = "GET", url: str = "", headers: Mapping[str, str] | None = None, body: bytes = b"",
-) -> requests.Response:  # fmt: skip
-    """Send ``signed`` (or, when None, an unsigned request to ``url``) without re-encoding anything.
+    def canonical_request(self, request: AWSRequest) -> str:
+        self.signed_canonical_request = str(super().canonical_request(request))
+        return self.signed_canonical_request
 
-    TLS verification is always on. Raises RequestError with kind ``timeout``, ``dns``, ``tls`` or
-    ``connection``.
-    """
-    if signed is not None:
-        method, url, headers, body = signed.method, signed.url, signed.headers, signed.body
-    else:
-        url = normalize_url(url)
-    prepared = session.prepare_request(
-        requests.Request(method, url, headers=dict(headers or {}), data=body or None)
-    )
-    prepared.url = url  # exactly what was signed; requests' own quoting must not touch it
-    try:
-        return session.send(prepared, timeout=timeout, verify=True, allow_redirects=False)
-    except requests.exceptions.SSLError as exc:
-        raise RequestError("tls", f"TLS failure talking to {urlsplit(url).hostname}: {_root(exc)}") from exc
-    except requests.exceptions.Timeout as exc:
-        raise RequestError("timeout", f"timed out after {timeout[0]}s connect / {timeout[1]}s read") from exc
-    except requests.exceptions.ConnectionError as exc:
-        text = _root(exc)
-        kind = (
-            "dns"
-            if re.search(r"Name or service not known|getaddrinfo|NameResolution|nodename", text)
-            else "connection"
-        )
-        raise RequestError(kind, f"could not connect to {urlsplit(url).netloc}: {text}") from exc
-    except requests.exceptions.RequestException as exc:
-        raise RequestError("connection", f"request failed: {_root(exc)}") from exc
+    def string_to_sign(self, request: AWSRequest, canonical_request: str) -> str:
+        self.signed_string_to_sign = str(super().string_to_sign(request, canonical_request))
+        return self.signed_string_to_sign
 
 
 def signed_call(
@@ -216,7 +180,7 @@ def signed_call(
     params: Params | None = None,
     timeout: tuple[float, float] = (5.0, 30.0),
     session: requests.Session | None = None,
-) -> requests.Response:
+) -> Reply:
     """Make one SigV4-signed call and return the response: the library API for Python code.
 
     >>> import boto3  # doctest: +SKIP
@@ -239,7 +203,8 @@ def signed_call(
         body=payload,
         params=params,
     )
-    return send(session or new_session(), signed, timeout=timeout)
+    return send(session or new_session(), signed.method, signed.url, headers=signed.headers, body=signed.body,
+                timeout=timeout)  # fmt: skip
 
 
 def _encode(raw: bytes) -> str:
@@ -250,9 +215,3 @@ def _encode_pair(item: str) -> str:
     key, sep, value = item.partition("=")
     encoded = _encode(unquote_to_bytes(key))
     return f"{encoded}={_encode(unquote_to_bytes(value))}" if sep else encoded
-
-
-def _root(exc: BaseException) -> str:
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return str(exc) or type(exc).__name__

@@ -12,7 +12,7 @@ from access_auditor.aws.apigateway import ApiGateway
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
-from access_auditor.signing import new_session
+from access_auditor.transport import new_session
 
 
 def build_ports(session: boto3.Session | None = None) -> Ports:

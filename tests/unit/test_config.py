@@ -20,6 +20,11 @@ def test_defaults_and_invoke_url() -> None:
     assert 204 in target.expected_status and 302 not in target.expected_status
 
 
+def test_status_ranges_stay_ranges() -> None:
+    statuses = load_config({**GOOD, "EXPECTED_STATUS": "100-599"}).targets[0].expected_status
+    assert 100 in statuses and 599 in statuses and 600 not in statuses and str(statuses) == "100-599"
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -37,6 +42,15 @@ def test_defaults_and_invoke_url() -> None:
         ({"AUDIT_TARGETS": "[{"}, "AUDIT_TARGETS"),
         ({"AUDIT_TARGETS": json.dumps([{"API_ID": "x1", "STAGE": "prod"}])}, "AUDIT_TARGETS[0]"),
         ({"ASSUME_ROLE_ARN": "role/app"}, "ASSUME_ROLE_ARN"),
+        ({"EXPECTED_STATUS": "²"}, "EXPECTED_STATUS"),  # a digit to str.isdigit, not to int()
+        ({"EXPECTED_STATUS": "0-30000000"}, "EXPECTED_STATUS"),  # not HTTP statuses
+        ({"EXPECTED_STATUS": "299-200"}, "EXPECTED_STATUS"),
+        ({"API_ENDPOINT": "https://[::1"}, "API_ENDPOINT"),  # urlsplit raises ValueError
+        ({"API_ENDPOINT": "https://h:99999/x"}, "API_ENDPOINT"),
+        ({"API_ENDPOINT": "https://h/a\r\nX-Injected: 1"}, "API_ENDPOINT"),
+        ({"HTTP_READ_TIMEOUT": "nan"}, "HTTP_READ_TIMEOUT"),
+        ({"HTTP_CONNECT_TIMEOUT": "inf"}, "HTTP_CONNECT_TIMEOUT"),
+        ({"MAX_CONCURRENCY": "100000"}, "MAX_CONCURRENCY"),
     ],
 )
 def test_bad_values_name_the_variable(override: dict[str, str], named: str) -> None:

@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from access_auditor.audit import TargetResult, run_audit
-from access_auditor.cli.call import aws_session
-from access_auditor.config import load_config
+from access_auditor.cli.options import aws_session, seconds
 from access_auditor.errors import ConfigError
-from access_auditor.wiring import build_ports
+
+if TYPE_CHECKING:
+    from access_auditor.audit import TargetResult
 
 EXAMPLES = """examples:
   access-auditor audit --api-id abc123 --stage prod --region us-east-1 \\
@@ -48,6 +48,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--no-cloudtrail", action="store_true", help="skip the undeployed-change lookup")
     parser.add_argument("--profile", help="AWS profile")
     parser.add_argument("--json", action="store_true", help="print the Lambda's summary as JSON")
+    parser.add_argument("--deadline", type=seconds, default=60.0, metavar="SECONDS",
+                        help="the whole audit ends within this time, as the Lambda's does (default 60)")  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -81,8 +83,12 @@ def settings(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from access_auditor.audit import run_audit
+    from access_auditor.config import load_config
+    from access_auditor.wiring import build_ports
+
     config = load_config(settings(args))
-    results = run_audit(config, build_ports(aws_session(args.profile)))
+    results = run_audit(config, build_ports(aws_session(args.profile)), budget_s=args.deadline)
     if args.json:
         print(
             json.dumps(

@@ -7,11 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError
-
+from access_auditor.cli.options import botocore_session, seconds
 from access_auditor.errors import ConfigError, CredentialsError
-from access_auditor.signing import new_session, region_from_host, send, sign_request
 
 EXAMPLES = """examples:
   access-auditor call https://abc123.execute-api.us-east-1.amazonaws.com/prod/health
@@ -33,7 +30,7 @@ def register(commands: Any) -> None:
     parser.add_argument("-i", "--include", action="store_true", help="print the status line and headers")
     parser.add_argument("-o", "--output", help="write the body to this file")
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for connect and for read"
+        "--timeout", type=seconds, default=30.0, help="seconds the whole call may take (default 30)"
     )
     parser.add_argument("--profile", help="AWS profile (any botocore credential source)")
     parser.add_argument("--region", help="signing region (default: from the host name, else the profile)")
@@ -43,11 +40,17 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError
+
+    from access_auditor.signing import normalize_url, region_from_host, sign_request
+    from access_auditor.transport import new_session, send
+
+    normalize_url(args.url)  # a bad URL is bad input (exit 2), whatever else is missing
     body = read_body(args.data)
     headers = parse_headers(args.header)
     method = (args.method or ("POST" if args.data is not None else "GET")).upper()
-    session = aws_session(args.profile)
-    region = args.region or region_from_host(args.url) or session.region_name
+    session = botocore_session(args.profile)
+    region = args.region or region_from_host(args.url) or session.get_config_variable("region")
     if not region:
         raise ConfigError(
             "cannot tell the signing region: the host is not an execute-api host; pass --region"
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         )
         sys.stderr.write(f"> {signed.method} {signed.url}\n")
         sys.stderr.writelines(f"> {name}: {value}\n" for name, value in signed.redacted_headers().items())
-    response = send(new_session(retries=0), signed, timeout=(args.timeout, args.timeout))
+    response = send(new_session(retries=0), signed.method, signed.url, headers=signed.headers, body=signed.body,
+                    timeout=(args.timeout, args.timeout), budget_s=args.timeout)  # fmt: skip
     out = sys.stdout.buffer
     if args.include:
         reason = response.reason or ""
@@ -88,24 +92,26 @@ def run(args: argparse.Namespace) -> int:
     return 0 if response.status_code < 400 else 1
 
 
-def aws_session(profile: str | None) -> boto3.Session:
-    try:
-        return boto3.Session(profile_name=profile)
-    except BotoCoreError as exc:
-        raise ConfigError(f"--profile {profile}: {exc}") from exc
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit for REST APIs: nothing larger can arrive
 
 
 def read_body(data: str | None) -> bytes:
+    """The body ``-d`` names, read up to MAX_BODY_BYTES; more is an error, not a 1 GB read."""
     if data is None:
         return b""
     if data == "@-":
-        return sys.stdin.buffer.read()
-    if data.startswith("@"):
+        body = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+    elif data.startswith("@"):
         try:
-            return Path(data[1:]).read_bytes()
+            with Path(data[1:]).open("rb") as source:
+                body = source.read(MAX_BODY_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"-d {data}: cannot read the file: {exc.strerror}") from exc
-    return data.encode()
+    else:
+        body = data.encode()
+    if len(body) > MAX_BODY_BYTES:
+        raise ConfigError(f"-d {data}: the body is larger than API Gateway accepts (10 MiB)")
+    return body
 
 
 def parse_headers(raw: list[str]) -> dict[str, str]:
@@ -114,6 +120,8 @@ def parse_headers(raw: list[str]) -> dict[str, str]:
         name, sep, value = item.partition(":")
         if not sep or not name.strip() or " " in name.strip():
             raise ConfigError(f"-H {item!r}: expected 'Name: value'")
+        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in item):
+            raise ConfigError(f"-H {item!r}: a header may not hold CR, LF or other control characters")
         headers[name.strip()] = value.strip()
     return headers
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from access_auditor.errors import AwsCallError, ConfigError, CredentialsError, PolicyParseError, RequestError
+from access_auditor.redact import redact
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -60,18 +61,28 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    for argument in arguments:
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8 (kept as surrogates)
+            sys.stderr.write(f"access-auditor: an argument is not valid UTF-8: {ascii(argument)}\n")
+            return EXIT_USAGE
+    args = build_parser().parse_args(arguments)
     try:
         code: int = args.handler(args)
         return code
     except (ConfigError, PolicyParseError) as exc:
-        sys.stderr.write(f"access-auditor: {exc}\n")
+        sys.stderr.write(f"access-auditor: {redact(str(exc))}\n")
         return EXIT_USAGE
     except RequestError as exc:
-        sys.stderr.write(f"access-auditor: {exc}\n")
+        sys.stderr.write(f"access-auditor: {redact(str(exc))}\n")
         return EXIT_USAGE if exc.kind == "url" else EXIT_FAILURE
     except (CredentialsError, AwsCallError) as exc:
-        sys.stderr.write(f"access-auditor: {exc}\n")
+        sys.stderr.write(f"access-auditor: {redact(str(exc))}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line, never a traceback with whatever it holds
+        sys.stderr.write(f"access-auditor: internal error: {redact(f'{type(exc).__name__}: {exc}')}\n")
+        return EXIT_FINDINGS

@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from access_auditor.aws.apigateway import ApiGateway
-from access_auditor.aws.clients import call, make_client
-from access_auditor.cli.call import aws_session
+from access_auditor.cli.options import aws_session
 from access_auditor.errors import AuditorError, ConfigError, PolicyParseError
 from access_auditor.policy.analysis import check_policy, representative_methods
 from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
@@ -89,11 +87,15 @@ def _api(args: argparse.Namespace) -> ApiRef:
 def role_arn_by_name(iam: Any, name: str) -> str:
     """A role's ARN from its name, path included: aws:PrincipalArn carries the path, and a hand-built ARN
     without it would lock the role out. Raises AwsCallError or CredentialsError."""
+    from access_auditor.aws.clients import call
+
     return str(call("GetRole", iam.get_role, RoleName=name)["Role"]["Arn"])
 
 
 def resolve_roles(names: list[str], account: str, session: Any, region: str) -> list[str]:
     """ARNs pass through; a bare name is looked up in IAM (see role_arn_by_name)."""
+    from access_auditor.aws.clients import make_client
+
     resolved = []
     iam = None
     for name in names:
@@ -145,6 +147,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    from access_auditor.aws.apigateway import ApiGateway
+    from access_auditor.aws.clients import call, make_client
+
     session = aws_session(args.profile)
     plane = ApiGateway(make_client("apigateway", args.region, session))
     identity = call("GetCallerIdentity", make_client("sts", args.region, session).get_caller_identity)
@@ -175,6 +180,8 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def _principal_arn(caller_arn: str, session: Any, region: str) -> str:
+    from access_auditor.aws.clients import make_client
+
     """aws:PrincipalArn for the caller: an assumed-role session maps to its role, path included."""
     parts = caller_arn.split(":")
     if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
