@@ -35,6 +35,8 @@ class Invocation:
     points: list[Datapoint]
     logs: list[dict[str, Any]] = field(default_factory=list)
     stdout: str = ""
+    duration_ms: int = 0
+    max_rss_mb: int = 0
 
 
 def invoke_auditor(
@@ -99,4 +101,6 @@ def invoke_auditor(
         points,
         logs,
         completed.stdout,
+        outcome.get("durationMs", 0),
+        outcome.get("maxRssMb", 0),
     )

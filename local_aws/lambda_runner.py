@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
+import os
+import resource
 import sys
 import time
 import uuid
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function-name", default="AuditorFunction")
     args = parser.parse_args(argv)
 
+    # As the Lambda runtime does: the root logger writes to the function's log, at AWS_LAMBDA_LOG_LEVEL.
+    logging.basicConfig(stream=sys.stdout, level=os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+    started = time.monotonic()
     sys.path.insert(0, str(Path(args.code_dir).resolve()))
     module_name, _, function_name = args.handler.rpartition(".")
     outcome: dict[str, Any]
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         outcome = {"result": handler(event, Context(args.function_name, args.timeout_ms, args.memory_mb))}
     except Exception as exc:  # what Lambda would count in the function's Errors metric
         outcome = {"error": f"{type(exc).__name__}: {exc}"}
+    outcome["durationMs"] = round((time.monotonic() - started) * 1000)
+    outcome["maxRssMb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: kilobytes
     Path(args.result).write_text(json.dumps(outcome, default=str))
     return 0
 

@@ -17,15 +17,23 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from access_auditor.errors import RequestError
@@ -112,7 +120,26 @@ class _HTTPSPool(HTTPSConnectionPool):
 
 
 class _BudgetRetry(Retry):
-    """urllib3's retries, but no sleep (backoff or ``Retry-After``) outlives the call's budget."""
+    """urllib3's retries, but no sleep (backoff or ``Retry-After``) outlives the call's budget: a server
+    that asks for more time than is left gets its answer returned as it is, at once."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        budget = _current()
+        if response is not None and budget is not None:
+            wait = super().get_retry_after(response)
+            if wait is not None and wait >= budget.remaining() and _pool is not None:
+                raise MaxRetryError(
+                    _pool, url or "", ResponseError("Retry-After asks for more than the budget")
+                )
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)

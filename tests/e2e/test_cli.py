@@ -270,3 +270,40 @@ def test_policy_check_answers_hostile_policies_with_a_verdict(
     assert "Traceback" not in run.stderr
     if expected == 2:
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/health"
+BAD_INPUT = {
+    "CR/LF in a header": ["call", "-H", "X-A: 1\r\nX-B: 2", URL],
+    "negative timeout": ["call", "--timeout", "-1", URL],
+    "NaN timeout": ["call", "--timeout", "nan", URL],
+    "port 99999": ["call", URL.replace(".com/", ".com:99999/")],
+    "unclosed IPv6 host": ["call", "https://[::1"],
+    "raw CR/LF in the URL": ["call", URL + "\r\nX-Injected: 1"],
+    "plain http to a remote host": ["call", URL.replace("https", "http")],
+    "audit without a deadline's sense": ["audit", "--deadline", "inf", "--api-id", "abc123"],
+}
+
+
+@pytest.mark.parametrize("argv", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_cli_input_is_exit_2_with_one_line(argv: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    run = subprocess.run([CLI, *argv], env=env, capture_output=True, text=True, timeout=30, check=False)
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("usage:") and line.strip()]
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+
+
+def test_bytes_that_are_not_utf8_are_exit_2() -> None:
+    run = subprocess.run(
+        [CLI.encode(), b"call", URL.encode() + b"\xff"], capture_output=True, timeout=30, check=False
+    )
+    assert run.returncode == 2 and b"not valid UTF-8" in run.stderr and b"Traceback" not in run.stderr
+
+
+def test_a_body_past_api_gateways_limit_is_refused_before_reading_it_all() -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+           "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "x"}  # fmt: skip
+    run = subprocess.run([CLI, "call", "-d", "@-", URL], input=b"x" * (11 * 1024 * 1024), env=env,
+                         capture_output=True, timeout=30, check=False)  # fmt: skip
+    assert run.returncode == 2 and b"10 MiB" in run.stderr

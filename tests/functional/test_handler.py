@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from local_aws.alarms import Datapoint
 from local_aws.invoke import Invocation, invoke_auditor
 from tests.harness import Harness
@@ -83,10 +85,17 @@ def test_one_bad_target_loses_nothing_of_the_others(harness: Harness) -> None:
     assert metric(run, "AuditError") == [1, 0]
 
 
-def test_bad_configuration_is_an_error_naming_the_variable_not_a_traceback(harness: Harness) -> None:
-    run = invoke_auditor(harness.function_env(HEALTH_METHOD="FETCH"))
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("HEALTH_METHOD", "FETCH"), ("EXPECTED_STATUS", "²"), ("API_ENDPOINT", "https://[::1"),
+     ("HTTP_READ_TIMEOUT", "nan"), ("HTTP_CONNECT_TIMEOUT", "inf")],
+)  # fmt: skip
+def test_bad_configuration_is_an_error_naming_the_variable_not_a_traceback(
+    harness: Harness, name: str, value: str
+) -> None:
+    run = invoke_auditor(harness.function_env(**{name: value}))
     assert run.error is None and run.result is not None
-    assert run.result["ok"] is False and "HEALTH_METHOD" in run.result["error"]
+    assert run.result["ok"] is False and name in run.result["error"]
     assert "Traceback" not in run.stdout
     assert metric(run, "AuditError") == [1] and metric(run, "AuditHeartbeat") == [1]
 

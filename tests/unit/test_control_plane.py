@@ -229,3 +229,29 @@ def _expected() -> dict[str, object]:
     return render_expected_policy(
         ApiRef("us-east-1", "123456789012", "abc123"), ["arn:aws:iam::123456789012:role/app"]
     )
+
+
+def test_an_outsider_role_that_cannot_be_assumed_is_an_audit_error_not_a_pass() -> None:
+    from access_auditor.errors import CredentialsError
+    from local_aws.faults import FaultyUpstream
+
+    class NoOutsider:
+        def credentials(self, role_arn: str | None) -> ReadOnlyCredentials:
+            if role_arn:
+                raise CredentialsError(f"could not assume {role_arn}: AccessDenied")
+            return ReadOnlyCredentials("AKIDEXAMPLE", "secret", None)
+
+    expected = json.dumps(_expected())
+    with FaultyUpstream() as upstream:
+        env = {
+            **ENV,
+            "API_ENDPOINT": upstream.url("locked"),
+            "OUTSIDER_ROLE_ARN": "arn:aws:iam::123456789012:role/gone",
+        }
+        ports = Ports(control_plane=lambda region: PolicyPlane(expected), credentials=NoOutsider(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session())  # fmt: skip
+        [result] = run_audit(load_config(env), ports, budget_s=30)
+    # THEN the unsigned probe still counts, and the skipped one is an audit error with its reason
+    assert result.healthy and result.unauthorized_call_allowed is False
+    assert result.audit_error
+    assert any(f.code == "PROBE_INCONCLUSIVE" and "AccessDenied" in f.message for f in result.findings)
