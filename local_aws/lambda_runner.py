@@ -37,6 +37,18 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory. /proc's VmHWM belongs to this program alone; getrusage's
+    ru_maxrss would also count the parent's peak from before the exec (Linux carries it over)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code-dir", required=True)
@@ -61,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # what Lambda would count in the function's Errors metric
         outcome = {"error": f"{type(exc).__name__}: {exc}"}
     outcome["durationMs"] = round((time.monotonic() - started) * 1000)
-    outcome["maxRssMb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: kilobytes
+    outcome["maxRssMb"] = _peak_rss_mb()
     Path(args.result).write_text(json.dumps(outcome, default=str))
     return 0
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
-import boto3
+from botocore.session import Session
 
 from access_auditor.audit import Ports
 from access_auditor.aws.accessanalyzer import AccessAnalyzer
@@ -14,27 +16,34 @@ from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
 from access_auditor.transport import new_session
 
+T = TypeVar("T")
 
-def build_ports(session: boto3.Session | None = None) -> Ports:
+
+def build_ports(session: Session | None = None) -> Ports:
     """Real adapters. Clients are created once per region and kept across warm invocations."""
-    session = session or boto3.Session()
-
-    @cache
-    def control_plane(region: str) -> ApiGateway:
-        return ApiGateway(make_client("apigateway", region, session))
-
-    @cache
-    def history(region: str) -> CloudTrail:
-        return CloudTrail(make_client("cloudtrail", region, session))
-
-    @cache
-    def analyzer(region: str) -> AccessAnalyzer:
-        return AccessAnalyzer(make_client("accessanalyzer", region, session))
+    session = session or Session()
 
     return Ports(
-        control_plane=control_plane,
+        control_plane=once_per_region(lambda region: ApiGateway(make_client("apigateway", region, session))),
         credentials=StsCredentials(session),
         session=new_session(),
-        history=history,
-        analyzer=analyzer,
+        history=once_per_region(lambda region: CloudTrail(make_client("cloudtrail", region, session))),
+        analyzer=once_per_region(
+            lambda region: AccessAnalyzer(make_client("accessanalyzer", region, session))
+        ),
     )
+
+
+def once_per_region(make: Callable[[str], T]) -> Callable[[str], T]:
+    """``make(region)`` at most once per region, however many threads ask at the same moment (functools'
+    cache would let each of them build its own client; botocore sessions are not thread-safe either)."""
+    made: dict[str, T] = {}
+    lock = threading.Lock()
+
+    def get(region: str) -> T:
+        with lock:
+            if region not in made:
+                made[region] = make(region)
+            return made[region]
+
+    return get

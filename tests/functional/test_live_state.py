@@ -68,7 +68,7 @@ def test_an_undeployed_change_is_still_reported_after_twenty_runs(
     }
     save_policy(harness.aws.client("apigateway"), harness.sample.api_id, json.dumps(doc))
     try:
-        config, ports = load_config(env), build_ports(boto3.Session())
+        config, ports = load_config(env), build_ports()
         # WHEN it runs twenty times, each run adding its own read events to CloudTrail's history
         runs = [run_audit(config, ports, budget_s=30)[0] for _ in range(20)]
         trail = harness.aws.client("cloudtrail")

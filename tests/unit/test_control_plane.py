@@ -255,3 +255,21 @@ def test_an_outsider_role_that_cannot_be_assumed_is_an_audit_error_not_a_pass() 
     assert result.healthy and result.unauthorized_call_allowed is False
     assert result.audit_error
     assert any(f.code == "PROBE_INCONCLUSIVE" and "AccessDenied" in f.message for f in result.findings)
+
+
+def test_clients_are_built_once_per_region_however_many_threads_ask() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from access_auditor.wiring import once_per_region
+
+    built: list[str] = []
+
+    def make(region: str) -> object:
+        built.append(region)
+        threading.Event().wait(0.01)  # a slow constructor widens the race a plain cache would lose
+        return object()
+
+    get = once_per_region(make)
+    with ThreadPoolExecutor(16) as pool:
+        clients = list(pool.map(get, ["us-east-1"] * 16 + ["eu-west-1"] * 16))
+    assert sorted(built) == ["eu-west-1", "us-east-1"] and len({id(c) for c in clients}) == 2

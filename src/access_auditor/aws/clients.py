@@ -1,4 +1,4 @@
-"""boto3 clients configured the same way everywhere: standard retries, short timeouts, and botocore's own
+"""botocore clients configured the same way everywhere: standard retries, short timeouts, and botocore's own
 endpoint resolution (so ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` reach an emulator)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.session import Session
 
 from access_auditor.errors import AwsCallError, CredentialsError
 
@@ -25,8 +25,10 @@ CLIENT_CONFIG = Config(
 )
 
 
-def make_client(service: str, region: str, session: boto3.Session | None = None) -> Any:
-    return (session or boto3.Session()).client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+def make_client(service: str, region: str, session: Session | None = None) -> Any:
+    """A client of ``service`` in ``region``. botocore's own session is enough: boto3 (and s3transfer, which
+    it imports) would only add to every cold start."""
+    return (session or Session()).create_client(service, region_name=region, config=CLIENT_CONFIG)
 
 
 @contextmanager

@@ -6,8 +6,8 @@ import datetime as dt
 import threading
 from typing import Any, Protocol
 
-import boto3
 from botocore.credentials import ReadOnlyCredentials
+from botocore.session import Session
 
 from access_auditor.aws.clients import call, make_client
 from access_auditor.errors import CredentialsError
@@ -22,8 +22,8 @@ class CredentialSource(Protocol):
 class StsCredentials:
     """``credentials(None)`` is the session's own identity; ``credentials(arn)`` assumes ``arn``."""
 
-    def __init__(self, session: boto3.Session | None = None, sts_client: Any | None = None) -> None:
-        self._session = session or boto3.Session()
+    def __init__(self, session: Session | None = None, sts_client: Any | None = None) -> None:
+        self._session = session or Session()
         self._sts = sts_client
         self._cache: dict[str, tuple[ReadOnlyCredentials, dt.datetime]] = {}
         self._lock = threading.Lock()
@@ -38,7 +38,8 @@ class StsCredentials:
             cached = self._cache.get(role_arn)
             if cached and cached[1] - dt.datetime.now(dt.UTC) > dt.timedelta(minutes=5):
                 return cached[0]
-            sts = self._sts or make_client("sts", self._session.region_name or "us-east-1", self._session)
+            region = self._session.get_config_variable("region") or "us-east-1"
+            sts = self._sts or make_client("sts", region, self._session)
             try:
                 answer = call(
                     "AssumeRole",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from access_auditor.cli.options import botocore_session, seconds
+from access_auditor.cli.options import aws_session, seconds
 from access_auditor.errors import ConfigError, CredentialsError
 
 EXAMPLES = """examples:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     body = read_body(args.data)
     headers = parse_headers(args.header)
     method = (args.method or ("POST" if args.data is not None else "GET")).upper()
-    session = botocore_session(args.profile)
+    session = aws_session(args.profile)
     region = args.region or region_from_host(args.url) or session.get_config_variable("region")
     if not region:
         raise ConfigError(

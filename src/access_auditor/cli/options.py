@@ -1,5 +1,5 @@
 """What the commands share, kept light: argument types and the AWS session (imported only when used, so
-that ``access-auditor --help`` or ``policy check`` never pay for boto3)."""
+that ``access-auditor --help`` or ``policy check`` never pay for botocore)."""
 
 from __future__ import annotations
 
@@ -22,18 +22,8 @@ def seconds(text: str) -> float:
 
 
 def aws_session(profile: str | None) -> Any:
-    """A boto3 session for ``profile`` (botocore's whole credential chain). Raises ConfigError."""
-    import boto3
-    from botocore.exceptions import BotoCoreError
-
-    try:
-        return boto3.Session(profile_name=profile)
-    except BotoCoreError as exc:
-        raise ConfigError(f"--profile {profile}: {exc}") from exc
-
-
-def botocore_session(profile: str | None) -> Any:
-    """A botocore session for ``profile``: the same credential chain as boto3, without importing boto3."""
+    """A botocore session for ``profile``: botocore's whole credential chain (environment, shared files,
+    SSO, assume-role, credential_process, container and instance roles). Raises ConfigError."""
     import botocore.session
     from botocore.exceptions import BotoCoreError
 

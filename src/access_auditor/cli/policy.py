@@ -11,9 +11,7 @@ from typing import Any
 
 from access_auditor.cli.options import aws_session
 from access_auditor.errors import AuditorError, ConfigError, PolicyParseError
-from access_auditor.policy.analysis import check_policy, representative_methods
 from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
-from access_auditor.policy.evaluator import RequestContext, decide_invoke
 from access_auditor.policy.expected import ROLE_ARN, render_expected_policy
 
 ROLE_HELP = "allowed role: an ARN, or a role name looked up in the API's account (repeatable)"
@@ -122,6 +120,8 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from access_auditor.policy.analysis import check_policy, representative_methods
+
     api = ApiRef.from_arn(args.api_arn)
     for role in args.role:
         if not ROLE_ARN.match(role):
@@ -149,6 +149,7 @@ def run_check(args: argparse.Namespace) -> int:
 def run_apply(args: argparse.Namespace) -> int:
     from access_auditor.aws.apigateway import ApiGateway
     from access_auditor.aws.clients import call, make_client
+    from access_auditor.policy.evaluator import RequestContext, decide_invoke
 
     session = aws_session(args.profile)
     plane = ApiGateway(make_client("apigateway", args.region, session))
