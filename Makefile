@@ -43,7 +43,7 @@ validate: $(STAMP)
 	$(BIN)/sam validate --lint
 
 bench: $(STAMP)
-	$(LOCAL_ENV) $(BIN)/python -m pytest benchmarks --benchmark-only -o testpaths=benchmarks
+	$(LOCAL_ENV) $(BIN)/python -m pytest benchmarks -o testpaths=benchmarks
 
 deploy: build
 	$(BIN)/sam deploy --guided
