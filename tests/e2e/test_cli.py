@@ -97,7 +97,11 @@ def test_verbose_call_shows_the_canonical_request_without_secrets(harness: Harne
     assert run.returncode == 0, run.stderr
     assert "q=a%20b" in run.stderr and "x-amz-security-token:<redacted>" in run.stderr
     assert "Signature=<redacted>" in run.stderr
-    assert env["AWS_SESSION_TOKEN"] not in run.stderr and env["AWS_SECRET_ACCESS_KEY"] not in run.stderr
+    for secret in ("AWS_SESSION_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"):
+        assert env[secret] not in run.stderr + run.stdout, secret
+    # what -v shows is what was signed: the signed headers, never the Authorization header itself
+    canonical = run.stderr.split("* canonical request:")[1].split("* string to sign:")[0]
+    assert "authorization" not in canonical.lower() and "host;x-amz-date;x-amz-security-token" in canonical
 
 
 def test_assume_role_profile_is_honoured(harness: Harness, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 
 import boto3
 import requests
@@ -273,3 +274,28 @@ def test_clients_are_built_once_per_region_however_many_threads_ask() -> None:
     with ThreadPoolExecutor(16) as pool:
         clients = list(pool.map(get, ["us-east-1"] * 16 + ["eu-west-1"] * 16))
     assert sorted(built) == ["eu-west-1", "us-east-1"] and len({id(c) for c in clients}) == 2
+
+
+def test_nothing_of_a_run_keeps_running_after_it() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    class Hanging:
+        def credentials(self, role_arn: str | None) -> ReadOnlyCredentials:
+            release.wait(10)
+            calls.append("credentials returned")
+            return ReadOnlyCredentials("AKIDEXAMPLE", "secret", None)
+
+    before = threading.active_count()
+    ports = Ports(
+        control_plane=lambda region: PolicyPlane(WEAK), credentials=Hanging(), session=requests.Session()
+    )  # type: ignore[arg-type,return-value]
+    config = load_config({**ENV, "AUDIT_TARGETS": json.dumps([{"API_ID": "abc123"}, {"API_ID": "def456"}])})
+    run_audit(config, ports, budget_s=0.3)
+    # WHEN what held the workers lets go after the run has returned
+    release.set()
+    deadline = time.monotonic() + 3
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # THEN the workers end at once: no call is made with the spent budget, no thread is left behind
+    assert threading.active_count() <= before and calls
