@@ -245,9 +245,16 @@ def test_policy_render_looks_role_names_up_so_the_path_is_kept(
         "aws:PrincipalArn"
     ]
     assert exempt == "arn:aws:iam::123456789012:role/apigw-access-auditor/orders-auditor"
-    # a name IAM does not know is an error naming the operation, not a traceback
-    assert main(["policy", "render", "--api-arn", harness.sample.api.arn, "--role", "nobody"]) == 3
-    assert "GetRole failed" in capsys.readouterr().err
+    # a name IAM does not know is bad input (exit 2) naming the role, not a network failure
+    assert main(["policy", "render", "--api-arn", harness.sample.api.arn, "--role", "nobody"]) == 2
+    assert "--role nobody: no IAM role of that name" in capsys.readouterr().err
+
+
+def test_version_is_the_package_version() -> None:
+    from access_auditor import __version__
+
+    run = subprocess.run([CLI, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == f"access-auditor {__version__}"
 
 
 HOSTILE = {

@@ -10,10 +10,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from access_auditor import __version__
 from access_auditor.errors import AwsCallError, ConfigError, CredentialsError, PolicyParseError, RequestError
 from access_auditor.redact import redact
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+EXAMPLES = """examples:
+  access-auditor call -i https://abc123.execute-api.us-east-1.amazonaws.com/prod/health
+  access-auditor policy render --api-arn arn:aws:execute-api:us-east-1:123456789012:abc123 --role app
+  access-auditor audit --api-id abc123 --stage prod --region us-east-1 --role arn:aws:iam::123456789012:role/app
+  access-auditor demo
+
+Exit codes: 0 ok, 1 findings or HTTP error status, 2 usage or bad input, 3 network or credentials."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,9 +37,10 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="access-auditor",
         description="Prove that an API Gateway REST API answers to one IAM role and nobody else.",
-        epilog="Exit codes: 0 ok, 1 findings or HTTP error status, 2 usage or bad input, 3 network or credentials.",
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"access-auditor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     call.register(commands)
     policy.register(commands)

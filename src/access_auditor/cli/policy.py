@@ -18,7 +18,14 @@ ROLE_HELP = "allowed role: an ARN, or a role name looked up in the API's account
 
 
 def register(commands: Any) -> None:
-    policy = commands.add_parser("policy", help="render, check or apply the expected resource policy")
+    policy = commands.add_parser(
+        "policy", help="render, check or apply the expected resource policy",
+        description="The expected resource policy: Deny execute-api:Invoke to all but the allowed roles.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  access-auditor policy render --api-arn ARN --role app > expected.json\n"
+               "  access-auditor policy check --policy-file expected.json --api-arn ARN --role ROLE_ARN\n"
+               "  access-auditor policy apply --api-id abc123 --region us-east-1 --stage prod --role app --dry-run",
+    )  # fmt: skip
     actions = policy.add_subparsers(dest="action", required=True, parser_class=type(policy))
 
     render = actions.add_parser(
@@ -86,8 +93,14 @@ def role_arn_by_name(iam: Any, name: str) -> str:
     """A role's ARN from its name, path included: aws:PrincipalArn carries the path, and a hand-built ARN
     without it would lock the role out. Raises AwsCallError or CredentialsError."""
     from access_auditor.aws.clients import call
+    from access_auditor.errors import AwsCallError
 
-    return str(call("GetRole", iam.get_role, RoleName=name)["Role"]["Arn"])
+    try:
+        return str(call("GetRole", iam.get_role, RoleName=name)["Role"]["Arn"])
+    except AwsCallError as exc:
+        if exc.code == "NoSuchEntity":  # a typo in --role is bad input, not a network failure
+            raise ConfigError(f"--role {name}: no IAM role of that name in this account") from exc
+        raise
 
 
 def resolve_roles(names: list[str], account: str, session: Any, region: str) -> list[str]:
