@@ -9,6 +9,8 @@ fail an auditor. ``http://127.0.0.1:PORT/<fault>/...`` answers as that fault doe
   huge             500 with a 200 MB body, generated as it is sent (never held in memory here)
   echo             500 whose body repeats the request's headers, credentials included
   retry-after      503 with Retry-After: 3600
+  redirect         302 to /ok/after-redirect on the same host
+  redirect-away    302 to the same server under another host name (localhost)
 """
 
 from __future__ import annotations
@@ -105,6 +107,13 @@ class _Handler(BaseHTTPRequestHandler):
             "request": dict(self.headers.items()),
         }
         self._send(500, json.dumps(echoed).encode())
+
+    def _redirect(self) -> None:
+        self._send(302, b"", Location="/ok/after-redirect")
+
+    def _redirect_away(self) -> None:
+        port = self.connection.getsockname()[1]
+        self._send(302, b"", Location=f"http://localhost:{port}/ok/elsewhere")
 
     def _retry_after(self) -> None:
         self._send(503, b'{"message": "Service Unavailable"}', Retry_After="3600")

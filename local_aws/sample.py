@@ -50,7 +50,7 @@ def create_sample_api(aws: LocalAws) -> SampleApi:
         grant_invoke(iam, name, f"arn:aws:execute-api:{region}:{account}:{api_id}/*")
 
     root = next(r for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
-    for path, verbs in (("health", ["GET"]), ("items", ["GET", "POST"])):
+    for path, verbs in (("health", ["GET", "HEAD"]), ("items", ["GET", "POST"])):
         resource = apigw.create_resource(restApiId=api_id, parentId=root["id"], pathPart=path)
         for verb in verbs:
             add_method(apigw, api_id, resource["id"], verb)

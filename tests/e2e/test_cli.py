@@ -318,3 +318,83 @@ def test_a_body_past_api_gateways_limit_is_refused_before_reading_it_all() -> No
     run = subprocess.run([CLI, "call", "-d", "@-", URL], input=b"x" * (11 * 1024 * 1024), env=env,
                          capture_output=True, timeout=30, check=False)  # fmt: skip
     assert run.returncode == 2 and b"10 MiB" in run.stderr
+
+
+def cli(harness: Harness, *argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([CLI, "call", "--region", harness.aws.region, *argv], env=shell_env(harness),
+                          input=stdin, capture_output=True, timeout=60, check=False)  # fmt: skip
+
+
+def test_fail_exits_22_on_an_http_error_and_silent_says_nothing(harness: Harness) -> None:
+    # a path that does not exist: API Gateway answers 403 Missing Authentication Token
+    run = cli(harness, "--fail", f"{harness.url}/no/such/path")
+    assert run.returncode == 22 and run.stdout == b"" and b"returned error: 403" in run.stderr
+    quiet = cli(harness, "-sf", f"{harness.url}/no/such/path")
+    assert quiet.returncode == 22 and quiet.stdout == b"" and quiet.stderr == b""
+    assert cli(harness, f"{harness.url}/no/such/path").returncode == 1  # without --fail: 1 and the body
+
+
+def test_head_prints_the_headers_only(harness: Harness) -> None:
+    run = cli(harness, "-I", f"{harness.url}/health")
+    assert run.returncode == 0 and run.stdout.startswith(b"HTTP/1.1 200")
+    assert run.stdout.endswith(b"\r\n\r\n") and b"x-amzn-RequestId" in run.stdout
+
+
+def test_write_out_reports_status_time_and_request_id(harness: Harness) -> None:
+    run = cli(
+        harness,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{request_id} %{num_redirects}\\n",
+        f"{harness.url}/health",
+    )
+    status, request_id, hops = run.stdout.decode().split()
+    assert run.returncode == 0 and status == "200" and len(request_id) == 36 and hops == "0"
+
+
+def test_url_query_and_data_urlencode_are_encoded_as_signed(harness: Harness) -> None:
+    run = cli(harness, "--url-query", "q=a b", "--url-query", "tag=x&y+z", f"{harness.url}/items")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["query"] == "q=a b&tag=x&y+z"  # the gateway's view, decoded
+    form = cli(harness, "--data-urlencode", "name=café & co", f"{harness.url}/items")
+    answer = json.loads(form.stdout)
+    assert form.returncode == 0 and answer["method"] == "POST"
+    assert answer["bodyBytes"] == len("name=caf%C3%A9%20%26%20co")
+
+
+def test_role_arn_signs_as_the_assumed_role(harness: Harness) -> None:
+    run = cli(harness, "--role-arn", harness.sample.allowed_role_arn, f"{harness.url}/health")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["caller"].endswith("assumed-role/orders-auditor/apigw-access-auditor")
+    outsider = cli(harness, "-f", "--role-arn", harness.sample.outsider_role_arn, f"{harness.url}/health")
+    assert outsider.returncode == 22  # the outsider is denied by the resource policy
+
+
+def test_location_follows_the_same_host_signing_each_hop_and_refuses_another(harness: Harness) -> None:
+    from local_aws.faults import FaultyUpstream
+
+    with FaultyUpstream() as upstream:
+        followed = cli(harness, "-L", "-v", upstream.url("redirect"))
+        away = cli(harness, "-L", upstream.url("redirect-away"))
+    assert followed.returncode == 0 and followed.stdout.startswith(b'{"status": "ok"}')
+    signed = followed.stderr.decode().split("* canonical request:")
+    assert len(signed) == 3 and "/ok/after-redirect" in signed[2]  # a second signature, for the new URL
+    assert away.returncode == 2 and b"another host" in away.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"), [("access-auditor ca", "call"), ("access-auditor call --rol", "--role-arn")]
+)
+def test_completion_comes_from_the_argument_parser(tmp_path: Path, line: str, expected: str) -> None:
+    out = tmp_path / "completions"
+    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+           "_ARGCOMPLETE_STDOUT_FILENAME": str(out)}  # fmt: skip
+    run = subprocess.run([CLI], env=env, capture_output=True, timeout=30, check=False)
+    assert run.returncode == 0 and expected in out.read_text().split()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts_for_bash_and_zsh(shell: str) -> None:
+    run = subprocess.run([CLI, "completion", shell], capture_output=True, text=True, timeout=30, check=False)
+    assert run.returncode == 0 and "access-auditor" in run.stdout and "_ARGCOMPLETE" in run.stdout

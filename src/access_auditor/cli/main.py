@@ -7,6 +7,7 @@ failure.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,7 +57,23 @@ def build_parser() -> Parser:
         "--serve", action="store_true", help="keep the local AWS running and print how to use it"
     )
     demo.set_defaults(handler=_demo)
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script",
+        description="Print a completion script: eval it in your shell's start-up file.",
+        epilog='examples:\n  eval "$(access-auditor completion bash)"    # in ~/.bashrc\n'
+               '  eval "$(access-auditor completion zsh)"     # in ~/.zshrc',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.set_defaults(handler=_completion)
     return parser
+
+
+def _completion(args: argparse.Namespace) -> int:
+    from argcomplete.shell_integration import shellcode
+
+    sys.stdout.write(shellcode(["access-auditor"], shell=args.shell))
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -77,7 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8 (kept as surrogates)
             sys.stderr.write(f"access-auditor: an argument is not valid UTF-8: {ascii(argument)}\n")
             return EXIT_USAGE
-    args = build_parser().parse_args(arguments)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell is asking for completions, not running a command
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(arguments)
     try:
         code: int = args.handler(args)
         return code
