@@ -398,3 +398,12 @@ def test_completion_comes_from_the_argument_parser(tmp_path: Path, line: str, ex
 def test_completion_scripts_for_bash_and_zsh(shell: str) -> None:
     run = subprocess.run([CLI, "completion", shell], capture_output=True, text=True, timeout=30, check=False)
     assert run.returncode == 0 and "access-auditor" in run.stdout and "_ARGCOMPLETE" in run.stdout
+
+
+def test_the_troubleshooting_example_shows_the_wrong_region(harness: Harness) -> None:
+    # The README's Troubleshooting example, as it runs: signed for eu-west-1, the scope line names it
+    run = subprocess.run([CLI, "call", "--region", "eu-west-1", "-v", f"{harness.url}/items?q=a b"],
+                         env=shell_env(harness), capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert run.returncode == 1
+    assert "/eu-west-1/execute-api/aws4_request" in run.stderr and "q=a%20b" in run.stderr
+    assert "Credential should be scoped to a valid region, not 'eu-west-1'" in run.stdout

@@ -137,3 +137,19 @@ def test_alarm_verdicts_follow_the_template_not_a_copy(harness: Harness, tmp_pat
 def test_a_silent_auditor_trips_the_heartbeat_alarm() -> None:
     alarms = {a.name: a for a in template_alarms(load_template(TEMPLATE))}
     assert evaluate(alarms["HeartbeatAlarm"], []) == "ALARM"
+
+
+def test_the_published_version_is_the_package_version() -> None:
+    from access_auditor import __version__
+
+    application = load_template(TEMPLATE)["Metadata"]["AWS::ServerlessRepo::Application"]
+    assert application["SemanticVersion"] == __version__
+    assert (TEMPLATE.parent / application["LicenseUrl"]).exists() and (
+        TEMPLATE.parent / application["ReadmeUrl"]
+    ).exists()
+
+
+def test_the_schedule_is_unnamed_and_lambda_does_not_retry_on_top_of_it() -> None:
+    function = load_template(TEMPLATE)["Resources"]["AuditorFunction"]["Properties"]
+    assert function["Events"]["Audit"]["Properties"]["OmitName"] is True
+    assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
