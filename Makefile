@@ -13,23 +13,35 @@ export SAM_CLI_TELEMETRY := 0
 # Never let a developer's real AWS profile leak into local runs.
 LOCAL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_EC2_METADATA_DISABLED=true
 
-.PHONY: demo test lint typecheck build validate bench deploy serve clean
+.PHONY: lock demo test lint typecheck build validate bench deploy serve clean
 
-# uv installs what pip would, in a fraction of the time: it is what brings `make demo` on a fresh clone
-# under a minute. It is bootstrapped with pip into the venv itself, so nothing outside the clone changes.
+# uv installs what pip would, in a fraction of the time (it is what brings `make demo` on a fresh clone
+# under a minute), and compiles the locks. It is bootstrapped with pip, pinned by hash, into the venv.
+# Every install is from a lock: exact versions with hashes (requirements/, src/requirements.txt).
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-$(BIN)/uv:
+$(BIN)/uv: requirements/bootstrap.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
 
-$(DEMO_STAMP): pyproject.toml src/requirements.txt | $(BIN)/uv
-	$(UV) -e '.[demo]'
+$(DEMO_STAMP): requirements/demo.txt | $(BIN)/uv
+	$(UV) --require-hashes -r requirements/demo.txt
+	$(UV) --no-deps -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml src/requirements.txt | $(BIN)/uv
-	$(UV) -e '.[dev]'
+$(DEV_STAMP): requirements/dev.txt | $(BIN)/uv
+	$(UV) --require-hashes -r requirements/dev.txt
+	$(UV) --no-deps -e .
 	touch $@ $(DEMO_STAMP)
+
+# Compile the locks again after changing pyproject.toml or src/requirements.in (needs the package index).
+# The developer toolchain is locked first; the demo and the Lambda package take its versions, so the tests
+# run on exactly what ships.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.13 --no-header --annotation-style line
+lock: | $(BIN)/uv
+	$(LOCK) pyproject.toml --extra dev --python-platform x86_64-manylinux2014 -o requirements/dev.txt
+	$(LOCK) pyproject.toml --extra demo -c requirements/dev.txt --python-platform x86_64-manylinux2014 -o requirements/demo.txt
+	$(LOCK) src/requirements.in -c requirements/dev.txt --python-platform aarch64-manylinux2014 -o src/requirements.txt
 
 demo: $(DEMO_STAMP)
 	$(LOCAL_ENV) $(BIN)/access-auditor demo

@@ -42,3 +42,15 @@ def test_built_handler_runs_under_the_runtime_interpreter(built: Path, harness: 
     assert run.error is None, run.error
     assert run.result is not None and run.result["ok"] is True
     assert run.result["targets"][0]["statusCode"] == 200
+
+
+def test_package_holds_exactly_the_locked_versions(built: Path) -> None:
+    from packaging.utils import canonicalize_name
+
+    from tests.template.test_locks import LAMBDA_LOCK, pins
+
+    shipped = {}
+    for dist_info in built.glob("*.dist-info"):
+        name, _, rest = dist_info.name.removesuffix(".dist-info").partition("-")
+        shipped[canonicalize_name(name)] = rest
+    assert shipped == pins(LAMBDA_LOCK)
