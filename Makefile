@@ -53,8 +53,8 @@ test: lint typecheck
 	$(LOCAL_ENV) $(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src local_aws tests benchmarks
-	$(BIN)/ruff format --check src local_aws tests benchmarks
+	$(BIN)/ruff check src tests benchmarks setup.py
+	$(BIN)/ruff format --check src tests benchmarks setup.py
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy

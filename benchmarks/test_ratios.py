@@ -23,9 +23,9 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from access_auditor.local_aws.invoke import TEMPLATE
 from access_auditor.signing import sign_request
 from access_auditor.transport import new_session, send
-from local_aws.invoke import TEMPLATE
 from tests.harness import Harness
 
 BIN = Path(sys.executable).parent

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
-from local_aws.sample import STAGE, SampleApi, auditor_env, create_sample_api, deploy, role_env, save_policy
-from local_aws.server import LocalAws
+from access_auditor.local_aws.sample import (
+    STAGE,
+    SampleApi,
+    auditor_env,
+    create_sample_api,
+    deploy,
+    role_env,
+    save_policy,
+)
+from access_auditor.local_aws.server import LocalAws
 
 
 @dataclass

@@ -7,15 +7,14 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from access_auditor.cli.main import main
+from access_auditor.local_aws.demo import SCENARIOS
+from access_auditor.local_aws.sample import STAGE
 from access_auditor.policy.document import ApiRef
-from local_aws.demo import SCENARIOS
-from local_aws.sample import STAGE
 from tests.adversarial import adversarial_policies
 from tests.harness import Harness
 
@@ -212,23 +211,21 @@ def test_demo_detects_every_scenario() -> None:
     assert "\033[" not in run.stdout  # no colour codes when not on a terminal
 
 
-def test_serve_prints_what_a_person_needs(capsys: pytest.CaptureFixture[str]) -> None:
-    from local_aws.serve import serve
-
-    stop = threading.Event()
-    worker = threading.Thread(target=serve, args=(stop,))
-    worker.start()
+def test_serve_prints_what_a_person_needs() -> None:
+    # In a process of its own, as a person runs it: moto's state is per process, and a second local AWS here
+    # would reset the one the other tests use.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     printed = ""
-    try:
-        for _ in range(200):
-            printed += capsys.readouterr().out
-            if "Ctrl-C" in printed or not worker.is_alive():
-                break
-            stop.wait(0.1)
-    finally:
-        stop.set()
-        worker.join(30)
-    assert not worker.is_alive()
+    with subprocess.Popen([CLI, "demo", "--serve"], env=env, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            for line in server.stdout:
+                printed += line
+                if "Ctrl-C" in line:
+                    break
+        finally:
+            server.terminate()
+            server.wait(30)
     # THEN the credentials to act as the allowed role, and the README's variables, are printed
     assert "export AWS_SESSION_TOKEN=" in printed and "export URL=http://127.0.0.1:" in printed
     assert "access-auditor call " in printed
@@ -372,7 +369,7 @@ def test_role_arn_signs_as_the_assumed_role(harness: Harness) -> None:
 
 
 def test_location_follows_the_same_host_signing_each_hop_and_refuses_another(harness: Harness) -> None:
-    from local_aws.faults import FaultyUpstream
+    from access_auditor.local_aws.faults import FaultyUpstream
 
     with FaultyUpstream() as upstream:
         followed = cli(harness, "-L", "-v", upstream.url("redirect"))

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from local_aws.faults import FaultyUpstream
-from local_aws.invoke import Invocation, invoke_auditor
+from access_auditor.local_aws.faults import FaultyUpstream
+from access_auditor.local_aws.invoke import Invocation, invoke_auditor
 from tests.functional.test_handler import metric
 from tests.harness import Harness
 

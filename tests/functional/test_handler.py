@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from local_aws.alarms import Datapoint
-from local_aws.invoke import Invocation, invoke_auditor
+from access_auditor.local_aws.alarms import Datapoint
+from access_auditor.local_aws.invoke import Invocation, invoke_auditor
 from tests.harness import Harness
 
 SERVICE_DIMS = (("service", "apigw-access-auditor"),)

@@ -14,16 +14,17 @@ from botocore.exceptions import ClientError
 
 from access_auditor.audit import run_audit
 from access_auditor.config import load_config
+from access_auditor.local_aws.invoke import invoke_auditor
+from access_auditor.local_aws.sample import save_policy
 from access_auditor.wiring import build_ports
-from local_aws.invoke import invoke_auditor
-from local_aws.sample import save_policy
 from tests.functional.test_handler import metric
 from tests.harness import Harness
 
 
 def post_only_deny(harness: Harness) -> str:
     doc = json.loads(harness.sample.expected_policy())
-    doc["Statement"][0]["Resource"] = f"{harness.sample.api.arn}/*/GET/*"  # POST is no longer denied
+    del doc["Statement"][0]["Resource"]
+    doc["Statement"][0]["NotResource"] = f"{harness.sample.api.arn}/*/POST/*"  # POST is no longer denied
     return json.dumps(doc)
 
 
@@ -99,7 +100,7 @@ def test_the_local_export_and_deployment_are_the_deployed_ones(harness: Harness)
         )
     finally:
         harness.restore()
-    assert export["x-amazon-apigateway-policy"]["Statement"][0]["Resource"].endswith("/*")  # not /*/GET/*
+    assert "NotResource" not in export["x-amazon-apigateway-policy"]["Statement"][0]  # the deployed one
     assert deployment["apiSummary"]["/health"]["GET"]["authorizationType"] == "AWS_IAM"
 
 

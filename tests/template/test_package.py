@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from local_aws.invoke import TEMPLATE, invoke_auditor
+from access_auditor.local_aws.invoke import TEMPLATE, invoke_auditor
 from tests.harness import Harness
 
 ROOT = TEMPLATE.parent
@@ -31,7 +31,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_package_holds_the_auditor_and_nothing_of_the_emulator(built: Path) -> None:
     assert (built / "access_auditor" / "handler.py").exists()
     assert (built / "aws_lambda_powertools").is_dir() and (built / "requests").is_dir()
-    for unwanted in ("moto", "local_aws", "tests", "werkzeug", "flask"):
+    for unwanted in ("moto", "local_aws", "access_auditor/local_aws", "tests", "werkzeug", "flask", "boto3"):
         assert not (built / unwanted).exists(), unwanted
 
 

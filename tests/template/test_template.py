@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from local_aws.alarms import evaluate, load_template, template_alarms
-from local_aws.invoke import TEMPLATE, invoke_auditor
+from access_auditor.local_aws.alarms import evaluate, load_template, template_alarms
+from access_auditor.local_aws.invoke import TEMPLATE, invoke_auditor
 from tests.harness import Harness
 
 ROOT = TEMPLATE.parent

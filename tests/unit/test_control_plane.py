@@ -234,7 +234,7 @@ def _expected() -> dict[str, object]:
 
 def test_an_outsider_role_that_cannot_be_assumed_is_an_audit_error_not_a_pass() -> None:
     from access_auditor.errors import CredentialsError
-    from local_aws.faults import FaultyUpstream
+    from access_auditor.local_aws.faults import FaultyUpstream
 
     class NoOutsider:
         def credentials(self, role_arn: str | None) -> ReadOnlyCredentials:

@@ -1,4 +1,4 @@
-"""The product's evaluator against the local gateway's own decision (local_aws.access), which shares no code
+"""The product's evaluator against the local gateway's own decision (access_auditor.local_aws.access), which shares no code
 with it. Over generated policies and callers, wherever the product is certain the two must agree; each
 disagreement found so far was settled against the IAM documentation."""
 
@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from access_auditor.local_aws import access
 from access_auditor.policy.document import load_policy
 from access_auditor.policy.evaluator import RequestContext, decide_invoke
-from local_aws import access
 from tests.policies import API, METHOD_ARNS, callers, policies
 
 

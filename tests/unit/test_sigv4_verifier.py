@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local_aws import sigv4
+from access_auditor.local_aws import sigv4
 
 SUITE = Path(__file__).resolve().parents[3] / "shared" / "sigv4-test-suite"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

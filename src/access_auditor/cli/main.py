@@ -78,7 +78,7 @@ def _completion(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from local_aws import demo, serve
+        from access_auditor.local_aws import demo, serve
     except ImportError as exc:
         raise ConfigError(
             f"the local AWS needs the demo extras: pip install 'apigw-access-auditor[demo]' ({exc})"

@@ -11,12 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_aws.alarms import Datapoint, FunctionSpec, function_spec, load_template, parse_emf
+from access_auditor.local_aws.alarms import Datapoint, FunctionSpec, function_spec, load_template, parse_emf
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "template.yaml"
-EVENT = ROOT / "events" / "scheduled.json"
-RUNNER = Path(__file__).resolve().parent / "lambda_runner.py"
+HERE = Path(__file__).resolve().parent
+CODE_DIR = HERE.parents[1]  # the directory holding access_auditor: src/ in a clone, site-packages installed
+
+
+def _shipped(name: str, in_clone: str) -> Path:
+    """A file of the clone's root (the SAM template, the schedule's event), or the copy a wheel carries."""
+    clone = HERE.parents[2] / in_clone
+    return clone if clone.exists() else HERE / "data" / name
+
+
+TEMPLATE = _shipped("template.yaml", "template.yaml")
+EVENT = _shipped("scheduled.json", "events/scheduled.json")
+RUNNER = HERE / "lambda_runner.py"
 # Variables of the caller's environment that must not reach the function: a developer's real profile, and
 # the Powertools switches that silently disable metrics.
 _SCRUB = (
@@ -50,8 +59,8 @@ def invoke_auditor(
 ) -> Invocation:
     """Run the handler named in template.yaml with ``env`` on top of a scrubbed copy of this environment.
 
-    ``code_dir`` defaults to the template's CodeUri; pass ``.aws-sam/build/AuditorFunction`` to run the
-    built package. The function's Errors metric is synthesised as Lambda would count it.
+    ``code_dir`` defaults to the code this process runs (the template's CodeUri in a clone); pass
+    ``.aws-sam/build/AuditorFunction`` to run the built package. The function's Errors metric is synthesised as Lambda would count it.
     """
     spec = spec or function_spec(load_template(TEMPLATE))
     base = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("PYTHON")}
@@ -65,7 +74,7 @@ def invoke_auditor(
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         completed = subprocess.run(
-            [python, str(RUNNER), "--code-dir", str(code_dir or ROOT / spec.code_uri), "--handler", spec.handler,
+            [python, str(RUNNER), "--code-dir", str(code_dir or CODE_DIR), "--handler", spec.handler,
              "--event", str(event), "--result", str(result_file),
              "--timeout-ms", str(timeout_ms or spec.timeout_s * 1000), "--memory-mb", str(spec.memory_mb),
              "--function-name", spec.logical_id],

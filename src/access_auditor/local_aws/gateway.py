@@ -1,6 +1,6 @@
 """A local execute-api front door: it serves each stage's *deployed* snapshot, verifies SigV4 against the
 credentials the emulated STS and IAM issued, resolves aws:PrincipalArn, and applies the method's
-authorization type and the deployed resource policy through its own access decision (``local_aws.access``),
+authorization type and the deployed resource policy through its own access decision (``access_auditor.local_aws.access``),
 which shares no code with the product's evaluator.
 
 URLs are ``http://127.0.0.1:PORT/{api_id}/{stage}/{path}``.
@@ -22,9 +22,9 @@ from moto.apigateway.models import apigateway_backends
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
+from access_auditor.local_aws import access, sigv4
+from access_auditor.local_aws.emulation import SNAPSHOTS, Snapshot
 from access_auditor.policy.document import ApiRef
-from local_aws import access, sigv4
-from local_aws.emulation import SNAPSHOTS, Snapshot
 
 
 @dataclass(frozen=True)

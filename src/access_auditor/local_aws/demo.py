@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from local_aws.alarms import evaluate, load_template, template_alarms
-from local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
-from local_aws.sample import (
+from access_auditor.local_aws.alarms import evaluate, load_template, template_alarms
+from access_auditor.local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
+from access_auditor.local_aws.sample import (
     INVOKE_POLICY,
     STAGE,
     SampleApi,
@@ -29,7 +29,7 @@ from local_aws.sample import (
     grant_invoke,
     save_policy,
 )
-from local_aws.server import LocalAws
+from access_auditor.local_aws.server import LocalAws
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,12 @@ def _weaken_without_deploying(world: World) -> None:
 
 
 def _hide_a_deployed_weakening(world: World) -> None:
-    # Deployed: a Deny that covers GET only, so any role of the account may POST. The health call and the
+    # Deployed: a Deny on everything but POST, so any role of the account may POST. The health call and the
     # probes use GET and cannot see it. Then the expected policy is saved back, without deploying.
     world.restore()
     doc = json.loads(world.sample.expected_policy())
-    doc["Statement"][0]["Resource"] = f"{world.sample.api.arn}/*/GET/*"
+    del doc["Statement"][0]["Resource"]
+    doc["Statement"][0]["NotResource"] = f"{world.sample.api.arn}/*/POST/*"
     save_policy(world.apigw, world.sample.api_id, json.dumps(doc))
     world.deploy()
     save_policy(world.apigw, world.sample.api_id, world.sample.expected_policy())

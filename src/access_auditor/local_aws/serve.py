@@ -6,8 +6,8 @@ import shlex
 import sys
 import threading
 
-from local_aws.sample import STAGE, create_sample_api, role_env
-from local_aws.server import LocalAws
+from access_auditor.local_aws.sample import STAGE, create_sample_api, role_env
+from access_auditor.local_aws.server import LocalAws
 
 
 def serve(stop: threading.Event | None = None) -> int:

@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.document import ApiRef
 from access_auditor.policy.expected import render_expected_policy
-from local_aws.server import LocalAws
 
 STAGE = "prod"
 INVOKE_POLICY = "invoke-api"

@@ -12,8 +12,8 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from local_aws import emulation
-from local_aws.gateway import Gateway
+from access_auditor.local_aws import emulation
+from access_auditor.local_aws.gateway import Gateway
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"

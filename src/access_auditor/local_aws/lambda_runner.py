@@ -3,7 +3,7 @@ directory, call it with the event and a context that knows its deadline, and wri
 
 Standard library only, so it runs under the runtime's bare interpreter against a ``sam build`` artifact:
 
-    python3.13 local_aws/lambda_runner.py --code-dir .aws-sam/build/AuditorFunction \
+    python3.13 src/access_auditor/local_aws/lambda_runner.py --code-dir .aws-sam/build/AuditorFunction \
         --handler access_auditor.handler.lambda_handler --event events/scheduled.json --result out.json
 """
 
