@@ -315,13 +315,18 @@ def _undeployed_change(
         elif not live_drifted and not pending_drifted:
             severity, effect = Severity.LOW, "would not change who can invoke the API"
         else:
-            first = next(f.message for f in pending.findings if f.severity != Severity.INFO)
-            severity, effect = Severity.MEDIUM, f"would CHANGE access: {first}"
+            first = next((f.message for f in pending.findings if f.severity != Severity.INFO), None)
+            effect = (
+                f"would CHANGE access: {first}"
+                if first
+                else "would leave the methods that are not AWS_IAM as they are, and change nothing else"
+            )
+            severity = Severity.MEDIUM
     what = " and ".join(
         part
         for part, changed in (
-            ("the resource policy", _canonical_differs(saved, stage.deployed, target)),
-            ("method authorization", set(saved.methods) != set(stage.deployed.methods)),
+            ("the resource policy", saved.policy_differs(stage.deployed, target.api)),
+            ("method authorization", saved.methods_differ(stage.deployed)),
         )
         if changed
     )
@@ -332,10 +337,6 @@ def _undeployed_change(
                f"{effect}")  # fmt: skip
 
 
-def _canonical_differs(saved: AccessConfig, deployed: AccessConfig, target: Target) -> bool:
-    return AccessConfig(saved.policy, ()).differs_from(AccessConfig(deployed.policy, ()), target.api)
-
-
 def _attribution(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
     """Name who made a pending change, from CloudTrail, in the UNDEPLOYED_POLICY_CHANGE finding."""
     target, saved, stage = result.target, result.pending, result.deployment
@@ -343,7 +344,7 @@ def _attribution(result: TargetResult, config: AuditConfig, ports: Ports) -> Non
         return
     if not (config.cloudtrail_lookup and ports.history):
         return
-    names = POLICY_EVENTS if _canonical_differs(saved, stage.deployed, target) else METHOD_EVENTS
+    names = POLICY_EVENTS if saved.policy_differs(stage.deployed, target.api) else METHOD_EVENTS
     key = (target.region, target.api_id, str(stage.deployment_id), repr(saved))
     who = ports.attributions.get(key)
     if who is None:

@@ -299,3 +299,29 @@ def test_nothing_of_a_run_keeps_running_after_it() -> None:
         time.sleep(0.05)
     # THEN the workers end at once: no call is made with the spent budget, no thread is left behind
     assert threading.active_count() <= before and calls
+
+
+def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal_error() -> None:
+    from access_auditor.aws.apigateway import AccessConfig, StageState
+    from access_auditor.policy.analysis import Method
+
+    expected = _expected()
+    deny = dict(expected["Statement"][0])  # type: ignore[index]
+    deny["Condition"] = {"StringNotEqualsIfExists": deny["Condition"]["StringNotEquals"]}  # the same access
+    rewritten = {**expected, "Statement": [deny]}
+    methods = (Method("prod", "GET", "/health", "NONE"),)
+
+    class Plane:
+        def saved(self, api_id: str, stage: str) -> AccessConfig:
+            return AccessConfig(json.dumps(rewritten), methods)
+
+        def stage_state(self, api_id: str, stage: str) -> StageState:
+            return StageState("d1", None, AccessConfig(json.dumps(expected), methods))
+
+    ports = Ports(
+        control_plane=lambda region: Plane(), credentials=FixedCredentials(), session=requests.Session()
+    )  # type: ignore[arg-type,return-value]
+    [result] = run_audit(load_config(ENV), ports, budget_s=10)
+    codes = {f.code: f.message for f in result.findings}
+    assert "AUDIT_ERROR" not in codes and "METHOD_NOT_IAM" in codes and result.undeployed_change
+    assert "change nothing else" in codes["UNDEPLOYED_POLICY_CHANGE"]

@@ -22,13 +22,21 @@ class AccessConfig:
     methods: tuple[Method, ...]
 
     def differs_from(self, other: AccessConfig, api: ApiRef) -> bool:
-        """Whether the two could grant different access: a structurally different policy (rewrites on save
-        ignored) or a method whose authorization differs. Unreadable policies differ when their text does."""
-        if {(m.http_method, m.path, m.authorization_type) for m in self.methods} != {
-            (m.http_method, m.path, m.authorization_type) for m in other.methods
-        }:
-            return True
+        """Whether the two could grant different access: see policy_differs and methods_differ."""
+        return self.methods_differ(other) or self.policy_differs(other, api)
+
+    def policy_differs(self, other: AccessConfig, api: ApiRef) -> bool:
+        """A structurally different policy (API Gateway's rewrites on save ignored); two unreadable policies
+        differ when their text does."""
         return _canonical(self.policy, api) != _canonical(other.policy, api)
+
+    def methods_differ(self, other: AccessConfig) -> bool:
+        """A method added, removed, or authorized differently."""
+
+        def authorizations(config: AccessConfig) -> set[tuple[str, str, str]]:
+            return {(m.http_method, m.path, m.authorization_type) for m in config.methods}
+
+        return authorizations(self) != authorizations(other)
 
 
 @dataclass(frozen=True)
