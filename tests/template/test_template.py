@@ -153,3 +153,19 @@ def test_the_schedule_is_unnamed_and_lambda_does_not_retry_on_top_of_it() -> Non
     function = load_template(TEMPLATE)["Resources"]["AuditorFunction"]["Properties"]
     assert function["Events"]["Audit"]["Properties"]["OmitName"] is True
     assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+def test_the_samconfig_environments_can_share_an_account_and_region() -> None:
+    import shlex
+    import tomllib
+
+    config = tomllib.loads((TEMPLATE.parent / "samconfig.toml").read_text())
+    environments = [config[env]["deploy"]["parameters"] for env in ("staging", "production")]
+    overrides = [
+        dict(item.split("=", 1) for item in shlex.split(e["parameter_overrides"])) for e in environments
+    ]
+    # every name that must be unique in an account and region differs: the stack (and with it the function,
+    # log group and dashboard), the created role, and the metric dimension the alarms watch
+    for key in ("AllowedRoleName", "ServiceName"):
+        assert overrides[0][key] != overrides[1][key], key
+    assert environments[0]["stack_name"] != environments[1]["stack_name"]
