@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI and `make test` replay the same generated examples every run, so a red build always means a change;
+# HYPOTHESIS_PROFILE=explore draws new ones (and keeps any failure in .hypothesis/ to replay).
+settings.register_profile("repeatable", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 _real_connect = socket.socket.connect
 
