@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from access_auditor.cli.options import aws_session
-from access_auditor.errors import AuditorError, ConfigError, PolicyParseError
+from access_auditor.errors import AuditorError, AwsCallError, ConfigError, PolicyParseError
 from access_auditor.policy.document import ApiRef, load_policy, parse_policy_text
 from access_auditor.policy.expected import ROLE_ARN, render_expected_policy
 
@@ -93,7 +93,6 @@ def role_arn_by_name(iam: Any, name: str) -> str:
     """A role's ARN from its name, path included: aws:PrincipalArn carries the path, and a hand-built ARN
     without it would lock the role out. Raises AwsCallError or CredentialsError."""
     from access_auditor.aws.clients import call
-    from access_auditor.errors import AwsCallError
 
     try:
         return str(call("GetRole", iam.get_role, RoleName=name)["Role"]["Arn"])
