@@ -57,8 +57,8 @@ class TargetResult:
     error_type: str | None = None
     findings: list[Finding] = field(default_factory=list)
     step: str = "waiting to start"  # what the audit of this target is doing now, for a deadline finding
-    pending: AccessConfig | None = None  # a saved config that differs from the deployed one, to attribute
-    deployment: StageState | None = None
+    # The stage and the saved config that differs from what it serves, for the attribution step.
+    pending: tuple[StageState, AccessConfig] | None = None
 
     def add(self, code: str, severity: Severity, message: str) -> None:
         self.findings.append(Finding(code, severity, message))
@@ -89,7 +89,6 @@ class Clock:
     """A target's time: its own slice of the run, never past the run's deadline (``time.monotonic()``)."""
 
     deadline: float
-    run_deadline: float
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -119,7 +118,7 @@ def run_audit(config: AuditConfig, ports: Ports, budget_s: float) -> list[Target
 
     def audit(result: TargetResult) -> None:
         now = time.monotonic()
-        audit_target(result, config, ports, Clock(min(run_deadline, now + share), run_deadline), stop)
+        audit_target(result, config, ports, Clock(min(run_deadline, now + share)), stop)
 
     executor = ThreadPoolExecutor(max_workers=workers)
     futures = [executor.submit(audit, result) for result in results]
@@ -243,13 +242,16 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
         result.add("AUDIT_ERROR", Severity.HIGH, f"could not read API {target.api_id}: {detail}")
         return
     if stage.deployed is None:
-        result.drift = True
+        result.drift = result.undeployed_change = True  # whatever is saved, none of it is live
         result.add("STAGE_NOT_DEPLOYED", Severity.HIGH,
                    f"stage {target.stage} has no deployment, so nothing is live to judge; deploy it")  # fmt: skip
         return
+    result.undeployed_change = saved.differs_from(stage.deployed, target.api)
     # The live verdict: what the stage's deployment serves. This is what PolicyDrift reports.
     live = _judge(result, stage.deployed, "deployed")
-    if live is None:
+    if live is None:  # unreadable: drift, reported by _judge; a pending change is still worth saying
+        if result.undeployed_change:
+            _undeployed_change(result, stage, saved, None)
         return
     result.findings.extend(live.findings)
     not_iam = _not_iam(stage.deployed)
@@ -266,7 +268,6 @@ def _control_plane_checks(result: TargetResult, config: AuditConfig, ports: Port
         result.add("CANARY_DEPLOYMENT", Severity.MEDIUM,
                    f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
                    f"{stage.canary_deployment_id}, which may serve another policy")  # fmt: skip
-    result.undeployed_change = saved.differs_from(stage.deployed, target.api)
     if result.undeployed_change:
         _undeployed_change(result, stage, saved, live)
 
@@ -292,7 +293,7 @@ def _not_iam(state: AccessConfig) -> list[Method]:
 
 
 def _undeployed_change(
-    result: TargetResult, stage: StageState, saved: AccessConfig, live: PolicyVerdict
+    result: TargetResult, stage: StageState, saved: AccessConfig, live: PolicyVerdict | None
 ) -> None:
     """Saved differs from deployed: say what deploying would do (who made the change is a later step)."""
     target = result.target
@@ -308,7 +309,7 @@ def _undeployed_change(
         )
         severity, effect = Severity.HIGH, f"would WEAKEN access: {detail}"
     else:
-        live_drifted = live.drift or bool(_not_iam(stage.deployed))
+        live_drifted = live is None or live.drift or bool(_not_iam(stage.deployed))
         pending_drifted = pending.drift or bool(_not_iam(saved))
         if live_drifted and not pending_drifted:
             severity, effect = Severity.MEDIUM, "would RESTORE the expected access"
@@ -330,7 +331,7 @@ def _undeployed_change(
         )
         if changed
     )
-    result.pending, result.deployment = saved, stage
+    result.pending = stage, saved
     result.add("UNDEPLOYED_POLICY_CHANGE", severity,
                f"{what} saved on API {target.api_id} differs from what stage {target.stage} serves "
                f"(deployment {stage.deployment_id}); it goes live with the next deployment, and deploying it "
@@ -339,10 +340,10 @@ def _undeployed_change(
 
 def _attribution(result: TargetResult, config: AuditConfig, ports: Ports) -> None:
     """Name who made a pending change, from CloudTrail, in the UNDEPLOYED_POLICY_CHANGE finding."""
-    target, saved, stage = result.target, result.pending, result.deployment
-    if saved is None or stage is None or stage.deployed is None or stage.deployed_at is None:
+    if result.pending is None or not (config.cloudtrail_lookup and ports.history):
         return
-    if not (config.cloudtrail_lookup and ports.history):
+    target, (stage, saved) = result.target, result.pending
+    if stage.deployed is None or stage.deployed_at is None:
         return
     names = POLICY_EVENTS if saved.policy_differs(stage.deployed, target.api) else METHOD_EVENTS
     key = (target.region, target.api_id, str(stage.deployment_id), repr(saved))

@@ -325,3 +325,26 @@ def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal
     codes = {f.code: f.message for f in result.findings}
     assert "AUDIT_ERROR" not in codes and "METHOD_NOT_IAM" in codes and result.undeployed_change
     assert "change nothing else" in codes["UNDEPLOYED_POLICY_CHANGE"]
+
+
+def test_an_unreadable_live_policy_is_drift_and_a_readable_saved_one_would_restore_it() -> None:
+    from access_auditor.aws.apigateway import AccessConfig, StageState
+    from access_auditor.policy.analysis import Method
+
+    methods = (Method("prod", "GET", "/health"),)
+
+    class Plane:
+        def saved(self, api_id: str, stage: str) -> AccessConfig:
+            return AccessConfig(json.dumps(_expected()), methods)
+
+        def stage_state(self, api_id: str, stage: str) -> StageState:
+            return StageState("d1", None, AccessConfig('{"Version": ' + "9" * 5000 + "}", methods))
+
+    ports = Ports(
+        control_plane=lambda region: Plane(), credentials=FixedCredentials(), session=requests.Session()
+    )  # type: ignore[arg-type,return-value]
+    [result] = run_audit(load_config(ENV), ports, budget_s=10)
+    codes = {f.code: f.message for f in result.findings}
+    # THEN both alarmed facts are there: the live policy is drift, and deploying the saved one would mend it
+    assert result.drift and "POLICY_UNREADABLE" in codes
+    assert result.undeployed_change is True and "RESTORE" in codes["UNDEPLOYED_POLICY_CHANGE"]
