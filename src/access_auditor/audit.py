@@ -17,12 +17,13 @@ import requests
 from botocore.credentials import ReadOnlyCredentials
 
 from access_auditor.aws.accessanalyzer import AnalyzerPort
-from access_auditor.aws.apigateway import AccessConfig, ControlPlane, StageState
+from access_auditor.aws.apigateway import ControlPlane, StageState
 from access_auditor.aws.cloudtrail import METHOD_EVENTS, POLICY_EVENTS, ChangeHistory
 from access_auditor.aws.credentials import CredentialSource
 from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AuditorError, AwsCallError, CredentialsError, PolicyParseError
 from access_auditor.findings import Finding, Severity
+from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.analysis import OTHER_STAGE, Method, PolicyVerdict, check_policy
 from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
 

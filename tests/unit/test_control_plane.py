@@ -145,7 +145,7 @@ class PolicyPlane:
     """An in-memory control plane serving one policy, saved and deployed alike."""
 
     def __init__(self, policy: str) -> None:
-        from access_auditor.aws.apigateway import AccessConfig
+        from access_auditor.policy.access_config import AccessConfig
         from access_auditor.policy.analysis import Method
 
         self.config = AccessConfig(policy, (Method("prod", "GET", "/health"),))
@@ -302,7 +302,8 @@ def test_nothing_of_a_run_keeps_running_after_it() -> None:
 
 
 def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal_error() -> None:
-    from access_auditor.aws.apigateway import AccessConfig, StageState
+    from access_auditor.aws.apigateway import StageState
+    from access_auditor.policy.access_config import AccessConfig
     from access_auditor.policy.analysis import Method
 
     expected = _expected()
@@ -328,7 +329,8 @@ def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal
 
 
 def test_an_unreadable_live_policy_is_drift_and_a_readable_saved_one_would_restore_it() -> None:
-    from access_auditor.aws.apigateway import AccessConfig, StageState
+    from access_auditor.aws.apigateway import StageState
+    from access_auditor.policy.access_config import AccessConfig
     from access_auditor.policy.analysis import Method
 
     methods = (Method("prod", "GET", "/health"),)

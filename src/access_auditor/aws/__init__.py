@@ -1,1 +1,1 @@
-"""Adapters: the only code that calls AWS control planes. Each takes an optional boto3 client."""
+"""Adapters: the only code that calls AWS control planes. Each takes an optional botocore client."""

@@ -52,7 +52,7 @@ def with_synthetic_allow(document: dict[str, Any], api: ApiRef) -> dict[str, Any
 
 
 class AccessAnalyzer:
-    """Adapter over a boto3 ``accessanalyzer`` client. Raises AwsCallError or CredentialsError."""
+    """Adapter over a botocore ``accessanalyzer`` client. Raises AwsCallError or CredentialsError."""
 
     def __init__(self, client: Any) -> None:
         self._client = client

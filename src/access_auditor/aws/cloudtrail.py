@@ -37,7 +37,7 @@ class ChangeHistory(Protocol):
 
 
 class CloudTrail:
-    """Adapter over a boto3 ``cloudtrail`` client. Raises AwsCallError or CredentialsError."""
+    """Adapter over a botocore ``cloudtrail`` client. Raises AwsCallError or CredentialsError."""
 
     def __init__(self, client: Any, pace: TokenBucket | None = None) -> None:
         self._client = client
@@ -56,9 +56,10 @@ class CloudTrail:
             for _ in range(MAX_PAGES):
                 self._pace.acquire()
                 page = call("LookupEvents", self._client.lookup_events, **kwargs)
-                changes.extend(
-                    _change(event, api_id) for event in page.get("Events", []) if _about(event, api_id)
-                )
+                for event in page.get("Events", []):
+                    detail = _detail(event)
+                    if _about(detail, api_id):
+                        changes.append(_change(event, detail))
                 if not page.get("NextToken"):
                     break
                 kwargs["NextToken"] = page["NextToken"]
@@ -73,8 +74,7 @@ def _detail(event: dict[str, Any]) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {}
 
 
-def _about(event: dict[str, Any], api_id: str) -> bool:
-    detail = _detail(event)
+def _about(detail: dict[str, Any], api_id: str) -> bool:
     if detail.get("errorCode"):
         return False  # a failed call changed nothing
     params = detail.get("requestParameters") or {}
@@ -82,7 +82,6 @@ def _about(event: dict[str, Any], api_id: str) -> bool:
     return api_id in (params.get("restApiId"), response.get("id"))
 
 
-def _change(event: dict[str, Any], api_id: str) -> Change:
-    detail = _detail(event)
+def _change(event: dict[str, Any], detail: dict[str, Any]) -> Change:
     actor = (detail.get("userIdentity") or {}).get("arn") or event.get("Username") or "unknown"
     return Change(str(event.get("EventName")), event["EventTime"], str(actor))
