@@ -24,8 +24,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from access_auditor.local_aws.invoke import TEMPLATE
-from access_auditor.signing import sign_request
-from access_auditor.transport import new_session, send
+from access_auditor.signing import send_signed, sign_request
+from access_auditor.transport import new_session
 from tests.harness import Harness
 
 BIN = Path(sys.executable).parent
@@ -57,10 +57,7 @@ def test_signed_call_vs_bare_botocore_and_requests(
 
     def ours() -> None:
         signed = sign_request("GET", url, credentials=creds, region=region)
-        assert (
-            send(ours_session, signed.method, signed.url, headers=signed.headers, timeout=(3, 10)).status_code
-            == 200
-        )
+        assert send_signed(ours_session, signed, timeout=(3, 10)).status_code == 200
 
     def floor() -> None:
         request = AWSRequest(method="GET", url=url)

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
 
 import requests
@@ -203,8 +204,12 @@ def signed_call(
         body=payload,
         params=params,
     )
-    return send(session or new_session(), signed.method, signed.url, headers=signed.headers, body=signed.body,
-                timeout=timeout)  # fmt: skip
+    return send_signed(session or new_session(), signed, timeout=timeout)
+
+
+def send_signed(session: requests.Session, signed: SignedRequest, **options: Any) -> Reply:
+    """Send exactly what was signed; ``options`` are transport.send's (timeout, budget_s, max_body)."""
+    return send(session, signed.method, signed.url, headers=signed.headers, body=signed.body, **options)
 
 
 def _encode(raw: bytes) -> str:

@@ -9,8 +9,8 @@ import pytest
 import requests
 from botocore.credentials import ReadOnlyCredentials
 
-from access_auditor.signing import sign_request, signed_call
-from access_auditor.transport import new_session, send
+from access_auditor.signing import send_signed, sign_request, signed_call
+from access_auditor.transport import new_session
 from tests.harness import Harness
 
 SHAPES = {
@@ -60,9 +60,7 @@ def test_tampered_query_is_refused_with_api_gateways_message(harness: Harness) -
         "GET", harness.url + "/items?amount=1", credentials=creds, region=harness.aws.region
     )
     forged = type(signed)(**{**signed.__dict__, "url": signed.url.replace("amount=1", "amount=9")})
-    response = send(
-        new_session(), forged.method, forged.url, headers=forged.headers, body=forged.body, timeout=(2, 5)
-    )
+    response = send_signed(new_session(), forged, timeout=(2, 5))
     assert response.status_code == 403
     assert response.headers["x-amzn-ErrorType"] == "InvalidSignatureException"
     assert response.json()["message"].startswith("The request signature we calculated does not match")
@@ -74,12 +72,7 @@ def test_tampered_body_is_refused(harness: Harness) -> None:
         "POST", harness.url + "/items", credentials=creds, region=harness.aws.region, body=b"1"
     )
     forged = type(signed)(**{**signed.__dict__, "body": b"2"})
-    assert (
-        send(
-            new_session(), forged.method, forged.url, headers=forged.headers, body=forged.body, timeout=(2, 5)
-        ).status_code
-        == 403
-    )
+    assert send_signed(new_session(), forged, timeout=(2, 5)).status_code == 403
 
 
 def test_unknown_key_is_refused(harness: Harness) -> None:

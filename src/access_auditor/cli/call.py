@@ -147,8 +147,8 @@ def _follow(
     region: str, started: float,
 ) -> tuple[Any, int, str]:  # fmt: skip
     """Send, and with -L follow redirects to the same host, each hop signed again for its own URL."""
-    from access_auditor.signing import normalize_url, sign_request
-    from access_auditor.transport import new_session, send
+    from access_auditor.signing import normalize_url, send_signed, sign_request
+    from access_auditor.transport import new_session
 
     session = new_session(retries=0)
     hops = 0
@@ -158,8 +158,7 @@ def _follow(
         if args.verbose and not args.silent:
             _show(signed, args.service, region)
         budget = args.timeout - (time.monotonic() - started)
-        response = send(session, signed.method, signed.url, headers=signed.headers, body=signed.body,
-                        timeout=(args.timeout, args.timeout), budget_s=budget)  # fmt: skip
+        response = send_signed(session, signed, timeout=(args.timeout, args.timeout), budget_s=budget)
         location = response.headers.get("Location")
         if not (args.location and location and response.status_code in (301, 302, 303, 307, 308)):
             return response, hops, url

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -161,12 +160,6 @@ def evaluate_policy(
         ):
             (denied if statement.effect == "Deny" else allowed).append(statement.label)
     return PolicyResult(denied_by=tuple(denied), allowed_by=tuple(allowed))
-
-
-def identity_allows(policies: Iterable[Policy], context: RequestContext, resource: str) -> bool:
-    """Whether a principal's identity policies grant ``execute-api:Invoke`` on ``resource`` (no Deny)."""
-    results = [evaluate_policy(p, context, resource, check_principal=False) for p in policies]
-    return any(r.allowed_by for r in results) and not any(r.denied_by for r in results)
 
 
 def decide_invoke(
