@@ -13,8 +13,9 @@ import pytest
 from botocore.credentials import ReadOnlyCredentials
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from access_auditor.policy.analysis import OTHER_STAGE, Method, check_policy, representative_methods
+from access_auditor.policy.analysis import check_policy, representative_methods
 from access_auditor.policy.document import ApiRef
+from access_auditor.policy.matrix import OTHER_STAGE, Method
 from access_auditor.signing import sign_request
 from tests.adversarial import adversarial_policies
 

@@ -24,7 +24,8 @@ from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AuditorError, AwsCallError, CredentialsError, PolicyParseError
 from access_auditor.findings import Finding, Severity
 from access_auditor.policy.access_config import AccessConfig
-from access_auditor.policy.analysis import OTHER_STAGE, Method, PolicyVerdict, check_policy
+from access_auditor.policy.analysis import PolicyVerdict, check_policy
+from access_auditor.policy.matrix import OTHER_STAGE, Method
 from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
 
 log = logging.getLogger(__name__)

@@ -146,7 +146,7 @@ class PolicyPlane:
 
     def __init__(self, policy: str) -> None:
         from access_auditor.policy.access_config import AccessConfig
-        from access_auditor.policy.analysis import Method
+        from access_auditor.policy.matrix import Method
 
         self.config = AccessConfig(policy, (Method("prod", "GET", "/health"),))
 
@@ -304,7 +304,7 @@ def test_nothing_of_a_run_keeps_running_after_it() -> None:
 def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal_error() -> None:
     from access_auditor.aws.apigateway import StageState
     from access_auditor.policy.access_config import AccessConfig
-    from access_auditor.policy.analysis import Method
+    from access_auditor.policy.matrix import Method
 
     expected = _expected()
     deny = dict(expected["Statement"][0])  # type: ignore[index]
@@ -331,7 +331,7 @@ def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal
 def test_an_unreadable_live_policy_is_drift_and_a_readable_saved_one_would_restore_it() -> None:
     from access_auditor.aws.apigateway import StageState
     from access_auditor.policy.access_config import AccessConfig
-    from access_auditor.policy.analysis import Method
+    from access_auditor.policy.matrix import Method
 
     methods = (Method("prod", "GET", "/health"),)
 

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access_auditor.policy.analysis import Access, Method, access_matrix, caller_classes, method_groups
 from access_auditor.policy.document import Policy, load_policy
 from access_auditor.policy.evaluator import Decision, RequestContext, decide_invoke, glob_match
+from access_auditor.policy.matrix import Access, Method, access_matrix, caller_classes, method_groups
 from tests.policies import API, METHOD_ARNS, ROLES, callers, policies, statements
 
 AUTH = st.sampled_from(["AWS_IAM", "AWS_IAM", "NONE", "CUSTOM"])

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from access_auditor.aws.clients import aws_call, call
 from access_auditor.errors import AwsCallError
 from access_auditor.policy.access_config import AccessConfig
-from access_auditor.policy.analysis import Method
+from access_auditor.policy.matrix import Method
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from access_auditor.errors import PolicyParseError
-from access_auditor.policy.analysis import Method
 from access_auditor.policy.document import ApiRef, canonicalize_policy, load_policy, parse_policy_text
+from access_auditor.policy.matrix import Method
 
 
 @dataclass(frozen=True)

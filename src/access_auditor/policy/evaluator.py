@@ -24,7 +24,7 @@ Anything not modelled evaluates to the caller-chosen ``unknown_as``; callers eva
 difference as "conditional", so nothing unmodelled passes silently.
 
 Each statement splits into three independent tests (the request's *identity*, its *network* origin, and the
-*method* it targets); ``analysis.access_matrix`` relies on that split to judge every caller and method
+*method* it targets); ``matrix.access_matrix`` relies on that split to judge every caller and method
 without enumerating their product.
 """
 
