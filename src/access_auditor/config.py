@@ -1,6 +1,10 @@
 """Configuration, read once at the edge into frozen, typed values. Nothing else reads ``os.environ``.
 
-A bad value raises ConfigError naming the variable (or the AUDIT_TARGETS entry) and what was expected.
+Targets come from three sources, combinable: the single-API variables (API_ID, ...), a configuration
+document (JSON or YAML, from an SSM parameter or a file; AUDIT_TARGETS is the same list inline), and tag
+discovery (DISCOVERY_REGIONS, or ``discovery`` in the document), which is resolved at run time.
+
+A bad value raises ConfigError naming the variable, or the document's entry and field, and what was expected.
 """
 
 from __future__ import annotations
@@ -8,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,10 +27,27 @@ _API_ID = re.compile(r"^[a-z0-9]{1,32}$")
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _METHODS = {"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}
-TARGET_KEYS = (
-    "API_ID", "API_STAGE", "API_REGION", "API_ACCOUNT", "ALLOWED_ROLE_ARN", "ASSUME_ROLE_ARN", "OUTSIDER_ROLE_ARN",
-    "HEALTH_PATH", "HEALTH_METHOD", "API_ENDPOINT", "EXPECTED_STATUS",
-)  # fmt: skip
+# Every setting of a target, with what it means: the environment's single API, each entry of a configuration
+# document, its ``defaults``, and the JSON Schema (``access-auditor config schema``) all use these names.
+TARGET_SETTINGS = {
+    "API_ID": "REST API id",
+    "API_STAGE": "stage name",
+    "API_REGION": "the API's region (default: the function's region)",
+    "API_ACCOUNT": "the API's account (default: the first allowed role's account)",
+    "ALLOWED_ROLE_ARN": "the role ARNs the expected Deny exempts (a list, or comma-separated)",
+    "ASSUME_ROLE_ARN": "sign the health call with credentials assumed from this role",
+    "OUTSIDER_ROLE_ARN": "sign the negative probe as this role",
+    "HEALTH_PATH": "path of the health call (default /health)",
+    "HEALTH_METHOD": "method of the health call (default GET)",
+    "API_ENDPOINT": "base URL of a custom domain (https; http only for loopback)",
+    "EXPECTED_STATUS": "statuses that count as healthy (default 200-299)",
+}
+TARGET_KEYS = tuple(TARGET_SETTINGS)
+# Like botocore's AWS_ENDPOINT_URL_<SERVICE>: where execute-api is served when it is not AWS (the local AWS).
+INVOKE_BASE = "AWS_ENDPOINT_URL_EXECUTE_API"
+DOCUMENT_KEYS = ("defaults", "discovery", "targets")
+DISCOVERY_KEYS = ("regions", "apis")
+MAX_DOCUMENT_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,12 @@ class Target:
     health_method: str = "GET"
     endpoint: str | None = None
     expected_status: StatusSet = field(default_factory=StatusSet)
+    source: str = "env"  # env, config or tag: where the expectation came from
+    invoke_base: str | None = None  # AWS_ENDPOINT_URL_EXECUTE_API: an emulator serving /{api}/{stage}/...
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.account, self.region, self.api_id, self.stage
 
     @property
     def api(self) -> ApiRef:
@@ -64,55 +92,263 @@ class Target:
     @property
     def health_url(self) -> str:
         """The stage's invoke URL (or the custom domain in ``endpoint``) joined with the health path."""
-        base = self.endpoint or f"https://{self.api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+        base = self.endpoint or (
+            f"{self.invoke_base.rstrip('/')}/{self.api_id}/{self.stage}"
+            if self.invoke_base
+            else f"https://{self.api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+        )
         return base.rstrip("/") + self.health_path
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Tag discovery: every REST API of ``regions`` tagged ``access-auditor:allowed-roles`` is a target,
+    unless an explicit entry names it. ``apis``, when given, is the only APIs tags may configure."""
+
+    regions: tuple[str, ...]
+    apis: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
 class AuditConfig:
     targets: tuple[Target, ...]
+    discovery: Discovery | None = None
+    # What a discovered API inherits: the defaults' settings (stage, health call, outsider role, ...).
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    account: str = ""  # the account discovery sweeps (the function's own)
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
-    max_concurrency: int = 4
+    max_concurrency: int | None = None  # None: as many workers as the quotas and the deadline call for
     cloudtrail_lookup: bool = True
     access_analyzer: bool = False
     deadline_margin_ms: int = 3000
+    control_plane_share: float = 0.5  # of API Gateway's and CloudTrail's documented quotas
+    saved_methods_max_age_s: float = 3600.0
 
 
-def load_config(env: Mapping[str, str]) -> AuditConfig:
-    """Build the audit configuration from environment variables (see the README for each one)."""
+def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | None = None) -> AuditConfig:
+    """Build the audit configuration from environment variables (see the README for each one), and from
+    the configuration document they name: CONFIG_PARAMETER (an SSM parameter, read with
+    ``read_parameter``) or CONFIG_FILE (a path; relative paths are relative to the package)."""
     default_region = env.get("API_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    env_defaults = {k: env[k] for k in TARGET_KEYS if env.get(k, "").strip() and k != "API_ID"}
+    if env.get(INVOKE_BASE, "").strip():
+        env_defaults[INVOKE_BASE] = env[INVOKE_BASE].strip()
+    document = _read_document(env, read_parameter)
+    targets: list[Target] = []
+    discovery = None
+    defaults: dict[str, Any] = dict(env_defaults)
+    if document is not None:
+        text, where = document
+        raw = _parse_document(text, where)
+        defaults.update(_settings(raw.get("defaults", {}), f"{where}: defaults", allow_id=False))
+        for i, item in enumerate(_list(raw.get("targets", []), f"{where}: targets")):
+            values = {**defaults, **_settings(item, f"{where}: targets[{i}]", allow_id=True)}  # fmt: skip
+            targets.append(_target(values, f"{where}: targets[{i}].", default_region, source="config"))
+        if "discovery" in raw:
+            discovery = _discovery(raw["discovery"], f"{where}: discovery")
     if env.get("AUDIT_TARGETS"):
         try:
-            raw = json.loads(env["AUDIT_TARGETS"])
+            raw_list = json.loads(env["AUDIT_TARGETS"])
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"AUDIT_TARGETS: not valid JSON ({exc.msg}); expected a JSON list of objects"
             ) from exc
-        if not isinstance(raw, list) or not raw or not all(isinstance(item, dict) for item in raw):
+        if not isinstance(raw_list, list) or not raw_list or not all(isinstance(i, dict) for i in raw_list):
             raise ConfigError("AUDIT_TARGETS: expected a non-empty JSON list of objects such as "
                               '[{"API_ID": "abc123", "API_STAGE": "prod", "ALLOWED_ROLE_ARN": "arn:aws:iam::..."}]')  # fmt: skip
-        targets = [
-            _target(
-                {**{k: env[k] for k in TARGET_KEYS if k in env}, **item},
-                f"AUDIT_TARGETS[{i}].",
-                default_region,
-            )
-            for i, item in enumerate(raw)
-        ]
-    else:
-        targets = [_target(env, "", default_region)]
+        for i, item in enumerate(raw_list):
+            values = {**defaults, **_settings(item, f"AUDIT_TARGETS[{i}]", allow_id=True)}
+            targets.append(_target(values, f"AUDIT_TARGETS[{i}].", default_region))
+    elif env.get("API_ID", "").strip():
+        targets.append(_target(env, "", default_region))
+    if env.get("DISCOVERY_REGIONS", "").strip():
+        regions = tuple(r.strip() for r in env["DISCOVERY_REGIONS"].split(",") if r.strip())
+        discovery = Discovery(_regions(regions, "DISCOVERY_REGIONS"), discovery.apis if discovery else None)
+    if not targets and discovery is None:
+        raise ConfigError(
+            "no target: set API_ID (one API), CONFIG_PARAMETER or CONFIG_FILE (a configuration document), "
+            "AUDIT_TARGETS, or DISCOVERY_REGIONS (every API tagged access-auditor:allowed-roles)"
+        )
+    seen = set()
+    for i, target in enumerate(targets):
+        key = (target.region, target.api_id, target.stage, target.health_method, target.health_url)
+        if key in seen:
+            raise ConfigError(f"target {i + 1} repeats the health call {target.health_method} {target.health_url} "
+                              f"of API {target.api_id} stage {target.stage}")  # fmt: skip
+        seen.add(key)
+    account = env.get("API_ACCOUNT", "").strip()
+    if discovery is not None and not re.fullmatch(r"\d{12}", account):
+        raise ConfigError(
+            "API_ACCOUNT: discovery needs the 12-digit id of the account it sweeps (the template sets it)"
+        )
     return AuditConfig(
         targets=tuple(targets),
+        discovery=discovery,
+        defaults={k: v for k, v in defaults.items() if isinstance(v, str)},
+        account=account,
         connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", 3.0, maximum=60),
         read_timeout=_number(env, "HTTP_READ_TIMEOUT", 10.0, maximum=600),
-        max_concurrency=int(_number(env, "MAX_CONCURRENCY", 4, maximum=64, integer=True)),
+        max_concurrency=int(_number(env, "MAX_CONCURRENCY", 1, maximum=64, integer=True))
+        if env.get("MAX_CONCURRENCY", "").strip()
+        else None,
         cloudtrail_lookup=_flag(env, "CLOUDTRAIL_LOOKUP", True),
         access_analyzer=_flag(env, "ACCESS_ANALYZER", False),
+        control_plane_share=_number(env, "CONTROL_PLANE_SHARE", 0.5, maximum=1),
+        saved_methods_max_age_s=_number(env, "SAVED_METHODS_MAX_AGE", 3600, maximum=86400),
     )
 
 
-def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Target:
+def discovered_target(
+    config: AuditConfig, api_id: str, region: str, account: str, roles: str, stage: str, health_path: str
+) -> Target:
+    """A target from an API's tags, over the configured defaults; raises ConfigError naming the tag."""
+    values = {**config.defaults, "API_ID": api_id, "API_REGION": region, "API_ACCOUNT": account,
+              "ALLOWED_ROLE_ARN": ",".join(roles.split()), "API_STAGE": stage}  # fmt: skip
+    if health_path:
+        values["HEALTH_PATH"] = health_path
+    values.pop("API_ENDPOINT", None)  # a default endpoint belongs to one API, never to discovered ones
+    return _target(values, "tag ", region, source="tag")
+
+
+def target_schema() -> dict[str, Any]:
+    """The configuration document's JSON Schema, derived from TARGET_SETTINGS."""
+    setting: dict[str, Any] = {
+        key: {"type": "array", "items": {"type": "string"}, "description": text}
+        if key == "ALLOWED_ROLE_ARN"
+        else {"type": "string", "description": text}
+        for key, text in TARGET_SETTINGS.items()
+    }
+    setting["ALLOWED_ROLE_ARN"] = {"oneOf": [{"type": "string"}, setting["ALLOWED_ROLE_ARN"]],
+                                   "description": TARGET_SETTINGS["ALLOWED_ROLE_ARN"]}  # fmt: skip
+    defaults = {k: v for k, v in setting.items() if k != "API_ID"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "apigw-access-auditor configuration",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "defaults": {"type": "object", "additionalProperties": False, "properties": defaults},
+            "discovery": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["regions"],
+                "properties": {
+                    "regions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "apis": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "the only API ids whose tags may configure them",
+                    },  # fmt: skip
+                },
+            },
+            "targets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["API_ID"],
+                    "properties": setting,
+                },  # fmt: skip
+            },
+        },
+    }
+
+
+def _read_document(
+    env: Mapping[str, str], read_parameter: Callable[[str], str] | None
+) -> tuple[str, str] | None:
+    parameter = env.get("CONFIG_PARAMETER", "").strip()
+    path = env.get("CONFIG_FILE", "").strip()
+    if parameter and path:
+        raise ConfigError("CONFIG_PARAMETER and CONFIG_FILE are both set; set one")
+    if parameter:
+        if read_parameter is None:
+            raise ConfigError(f"CONFIG_PARAMETER {parameter}: no SSM client to read it with")
+        return read_parameter(parameter), f"SSM parameter {parameter}"
+    if path:
+        file = Path(path) if Path(path).is_absolute() else Path(__file__).parent / path
+        try:
+            return file.read_text(encoding="utf-8")[: MAX_DOCUMENT_CHARS + 1], f"CONFIG_FILE {path}"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"CONFIG_FILE {path}: cannot be read ({exc})") from exc
+    return None
+
+
+def _parse_document(text: str, where: str) -> dict[str, Any]:
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise ConfigError(f"{where}: longer than {MAX_DOCUMENT_CHARS} characters")
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        import yaml  # only a YAML document pays for the import
+
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: neither JSON nor YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected an object with some of {', '.join(DOCUMENT_KEYS)}")
+    unknown = sorted(set(raw) - set(DOCUMENT_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; expected {', '.join(DOCUMENT_KEYS)}"
+        )
+    return raw
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list")
+    return value
+
+
+def _settings(item: Any, where: str, *, allow_id: bool) -> dict[str, str]:
+    """One entry's settings as strings (a list of role ARNs becomes the comma-separated form)."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected an object of settings such as API_ID, ALLOWED_ROLE_ARN")
+    keys = [k for k in TARGET_KEYS if allow_id or k != "API_ID"]
+    unknown = sorted(str(k) for k in set(item) - set(keys))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(keys)}"
+        )
+    values = {}
+    for key, value in item.items():
+        if key == "ALLOWED_ROLE_ARN" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = ",".join(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}.{key}: expected a string, got {json.dumps(value, default=str)}")
+        values[key] = value
+    return values
+
+
+def _discovery(raw: Any, where: str) -> Discovery:
+    if not isinstance(raw, dict) or set(raw) - set(DISCOVERY_KEYS) or "regions" not in raw:
+        raise ConfigError(
+            f"{where}: expected an object with regions (a list) and optionally apis (a list of ids)"
+        )
+    regions = _list(raw["regions"], f"{where}.regions")
+    apis = raw.get("apis")
+    if apis is not None and not all(
+        isinstance(a, str) and _API_ID.match(a) for a in _list(apis, f"{where}.apis")
+    ):
+        raise ConfigError(f"{where}.apis: expected a list of REST API ids")
+    return Discovery(
+        _regions(tuple(regions), f"{where}.regions"), frozenset(apis) if apis is not None else None
+    )
+
+
+def _regions(regions: tuple[Any, ...], where: str) -> tuple[str, ...]:
+    bad = [r for r in regions if not isinstance(r, str) or not _REGION.match(r)]
+    if bad or not regions:
+        raise ConfigError(
+            f"{where}: {bad or 'nothing'} is not a list of AWS regions such as us-east-1,eu-west-1"
+        )
+    return tuple(dict.fromkeys(regions))
+
+
+def _target(values: Mapping[str, Any], prefix: str, default_region: str, source: str = "env") -> Target:
     def get(name: str) -> str:
         value = values.get(name, "")
         if not isinstance(value, str):
@@ -125,11 +361,6 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
             raise ConfigError(f"{prefix}{name} is required: {what}")
         return value
 
-    unknown = sorted(set(values) - set(TARGET_KEYS)) if prefix else []
-    if unknown:
-        raise ConfigError(
-            f"{prefix[:-1]}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(TARGET_KEYS)}"
-        )
     api_id = required("API_ID", "the REST API id, for example a1b2c3d4e5")
     if not _API_ID.match(api_id):
         raise ConfigError(f"{prefix}API_ID: {api_id!r} is not a REST API id (lower-case letters and digits)")
@@ -164,22 +395,11 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
     if method not in _METHODS:
         raise ConfigError(f"{prefix}HEALTH_METHOD: {method!r} is not one of {', '.join(sorted(_METHODS))}")
     endpoint = get("API_ENDPOINT") or None
+    invoke_base = get(INVOKE_BASE) or None
+    if invoke_base:
+        _url(invoke_base, INVOKE_BASE)
     if endpoint:
-        try:
-            parts = urlsplit(endpoint)
-            host, _ = parts.hostname, parts.port  # .port raises for a port outside 0-65535
-        except ValueError:
-            parts, host = None, None
-        ok = (
-            parts is not None
-            and host
-            and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)))
-            and not any(c.isspace() or ord(c) < 32 for c in endpoint)
-        )
-        if not ok or parts is None or parts.query or parts.fragment:
-            raise ConfigError(
-                f"{prefix}API_ENDPOINT: {endpoint!r} must be an https:// base URL (http:// only for loopback hosts)"
-            )
+        _url(endpoint, prefix + "API_ENDPOINT")
     return Target(
         api_id=api_id,
         stage=stage,
@@ -192,7 +412,25 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str) -> Targ
         health_method=method,
         endpoint=endpoint,
         expected_status=_statuses(get("EXPECTED_STATUS"), prefix + "EXPECTED_STATUS"),
+        source=source,
+        invoke_base=invoke_base,
     )
+
+
+def _url(url: str, name: str) -> None:
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # .port raises for a port outside 0-65535
+    except ValueError:
+        parts, host = None, None
+    ok = (
+        parts is not None
+        and host
+        and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)))
+        and not any(c.isspace() or ord(c) < 32 for c in url)
+    )
+    if not ok or parts is None or parts.query or parts.fragment:
+        raise ConfigError(f"{name}: {url!r} must be an https:// base URL (http:// only for loopback hosts)")
 
 
 def _account(value: str, prefix: str, first_role: str) -> str:

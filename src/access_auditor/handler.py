@@ -27,13 +27,20 @@ DEFAULT_BUDGET_S = 60.0  # when no Lambda context says how long the invocation h
 
 
 @lru_cache(maxsize=1)
-def _ports() -> Ports:
-    return build_ports()
+def _ports(share: float) -> Ports:
+    return build_ports(share=share)
 
 
 @lru_cache(maxsize=1)
 def _config() -> AuditConfig:
-    return load_config(os.environ)
+    def read_parameter(name: str) -> str:
+        from access_auditor.aws.clients import make_client
+        from access_auditor.aws.ssm import parameter_reader
+
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return str(parameter_reader(make_client("ssm", region))(name))
+
+    return load_config(os.environ, read_parameter)
 
 
 @metrics.log_metrics
@@ -56,7 +63,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
-        results = run_audit(config, _ports(), budget_s=budget_s)
+        results = run_audit(config, _ports(config.control_plane_share), budget_s=budget_s)
         publish(results, metrics, logger)
     except Exception as exc:  # a bug: still an alarm, a heartbeat and one line, never a bare traceback
         logger.error("the audit failed", extra={"error": redact(f"{type(exc).__name__}: {exc}")})

@@ -16,7 +16,7 @@ import requests
 from botocore.credentials import ReadOnlyCredentials
 
 from access_auditor.errors import RequestError
-from access_auditor.findings import Finding, Severity
+from access_auditor.findings import Finding, finding
 from access_auditor.signing import normalize_url, sign_request
 from access_auditor.transport import Reply, send
 
@@ -81,43 +81,37 @@ def health_finding(result: CallResult, expected: Container[int], url: str) -> Fi
     where = f"the signed health call to {url}"
     if result.failure:
         kinds = {"timeout": "HEALTH_TIMEOUT", "dns": "HEALTH_DNS_FAILURE", "tls": "HEALTH_TLS_FAILURE"}
-        return Finding(
+        return finding(
             kinds.get(result.failure, "HEALTH_UNREACHABLE"),
-            Severity.HIGH,
             f"{where} failed: {result.message}",
         )
     if result.explicit_deny:
-        return Finding("HEALTH_EXPLICIT_DENY", Severity.HIGH,
-                       f"{where} was refused by an explicit Deny: the resource policy no longer exempts the allowed "
+        return finding("HEALTH_EXPLICIT_DENY", f"{where} was refused by an explicit Deny: the resource policy no longer exempts the allowed "
                        "role, or the method is no longer AWS_IAM so the call arrives anonymous and the Deny matches "
                        f"it ({result.message})")  # fmt: skip
     if result.missing_token:
-        return Finding("HEALTH_MISSING_TOKEN", Severity.HIGH,
-                       f"{where} got 403 Missing Authentication Token although it was signed: the path, method or "
+        return finding("HEALTH_MISSING_TOKEN", f"{where} got 403 Missing Authentication Token although it was signed: the path, method or "
                        "stage does not exist (check HEALTH_PATH, HEALTH_METHOD and API_STAGE)")  # fmt: skip
     if result.status == 403 and "not authorized to perform" in result.message:
-        return Finding("HEALTH_NOT_AUTHORIZED", Severity.HIGH,
-                       f"{where} was refused without an explicit deny: the allowed role's own IAM policy no longer "
+        return finding("HEALTH_NOT_AUTHORIZED", f"{where} was refused without an explicit deny: the allowed role's own IAM policy no longer "
                        "grants execute-api:Invoke, or the method is no longer AWS_IAM, so the Deny-only policy "
                        f"allows nobody ({result.message})")  # fmt: skip
     if result.status == 403 and result.error_type in {"UnrecognizedClientException", "ExpiredTokenException"}:
-        return Finding("HEALTH_CREDENTIALS_REJECTED", Severity.HIGH, f"{where} was refused: {result.message}")
+        return finding("HEALTH_CREDENTIALS_REJECTED", f"{where} was refused: {result.message}")
     if result.status == 403 and result.error_type in {
         "InvalidSignatureException",
         "IncompleteSignatureException",
     }:
         first_line = result.message.splitlines()[0] if result.message else ""
-        return Finding("HEALTH_SIGNATURE_REJECTED", Severity.HIGH, f"{where} was refused: {first_line}")
+        return finding("HEALTH_SIGNATURE_REJECTED", f"{where} was refused: {first_line}")
     if result.status == 429:
-        return Finding("HEALTH_THROTTLED", Severity.MEDIUM, f"{where} was throttled (429) after retries")
+        return finding("HEALTH_THROTTLED", f"{where} was throttled (429) after retries")
     if result.status is not None and result.status >= 500:
-        return Finding(
+        return finding(
             "HEALTH_SERVER_ERROR",
-            Severity.HIGH,
             f"{where} returned {result.status}: {result.message or 'no message'}",
         )
-    return Finding("HEALTH_UNEXPECTED_STATUS", Severity.MEDIUM,
-                   f"{where} returned {result.status}, outside the expected statuses: {result.message or 'no message'}")  # fmt: skip
+    return finding("HEALTH_UNEXPECTED_STATUS", f"{where} returned {result.status}, outside the expected statuses: {result.message or 'no message'}")  # fmt: skip
 
 
 def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding | None]:
@@ -125,20 +119,16 @@ def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding
     label = "an unsigned call" if who == "unsigned" else "a call signed as the outsider role"
     if result.status is not None and 200 <= result.status < 300:
         code = "UNSIGNED_CALL_ALLOWED" if who == "unsigned" else "OUTSIDER_CALL_ALLOWED"
-        return True, Finding(code, Severity.CRITICAL,
-                             f"{label} to {url} was answered {result.status}: someone other than the allowed role "
+        return True, finding(code, f"{label} to {url} was answered {result.status}: someone other than the allowed role "
                              "can invoke the live API. Restore the expected policy and deploy the stage now.")  # fmt: skip
     refused_as_expected = result.missing_token if who == "unsigned" else result.explicit_deny
     if refused_as_expected or (who == "unsigned" and result.explicit_deny):
         return False, None
     if who == "outsider" and result.status == 403 and "not authorized to perform" in result.message:
-        return False, Finding("OUTSIDER_DENIED_IMPLICITLY", Severity.LOW,
-                              f"{label} was refused, but not by the resource policy's Deny; grant the outsider role "
+        return False, finding("OUTSIDER_DENIED_IMPLICITLY", f"{label} was refused, but not by the resource policy's Deny; grant the outsider role "
                               "execute-api:Invoke so that the probe tests the policy itself")  # fmt: skip
     reason = result.message if result.failure else f"{result.status}: {result.message or 'no message'}"
-    return False, Finding(
-        "PROBE_INCONCLUSIVE", Severity.MEDIUM, f"{label} to {url} proved nothing ({reason})"
-    )
+    return False, finding("PROBE_INCONCLUSIVE", f"{label} to {url} proved nothing ({reason})")
 
 
 def _message(response: Reply) -> str:

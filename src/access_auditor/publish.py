@@ -1,7 +1,8 @@
 """Publishing results: one structured log record per target and EMF metrics through Powertools.
 
-Metric names and the ``service`` dimension are what the alarms in template.yaml watch; the template tests
-check the two against a captured run.
+The metric names come from the findings registry (each category's metric), plus the latency and the
+heartbeat declared here; the template's alarms watch them, and the template tests check both against a
+captured run.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from access_auditor.audit import TargetResult
+from access_auditor.findings import Category
 
-HEALTH_CHECK_FAILED = "HealthCheckFailed"
 HEALTH_CHECK_LATENCY = "HealthCheckLatency"
-POLICY_DRIFT = "PolicyDrift"
-AUDIT_ERROR = "AuditError"
 AUDIT_HEARTBEAT = "AuditHeartbeat"
-UNAUTHORIZED_CALL_ALLOWED = "UnauthorizedCallAllowed"
-UNDEPLOYED_POLICY_CHANGE = "UndeployedPolicyChange"
+AUDIT_ERROR = str(Category.AUDIT_ERROR.metric)
+# Every metric the function emits, with its unit: what the README lists and the alarms may watch.
+METRICS = {
+    **{c.metric: (MetricUnit.Count, c.meaning) for c in Category if c.metric},
+    HEALTH_CHECK_LATENCY: (MetricUnit.Milliseconds, "the health call's latency, when it got an answer"),
+    AUDIT_HEARTBEAT: (MetricUnit.Count, "1 per completed invocation"),
+}
 
 
 def publish(results: Sequence[TargetResult], metrics: Metrics, logger: Logger) -> None:
@@ -28,23 +32,13 @@ def publish(results: Sequence[TargetResult], metrics: Metrics, logger: Logger) -
     Log records carry the summary only: status, request id, findings. Credentials never reach this layer.
     """
     for result in results:
-        metrics.add_metric(name=HEALTH_CHECK_FAILED, unit=MetricUnit.Count, value=0 if result.healthy else 1)
-        if result.latency_ms is not None:
+        for name, value in result.metric_values().items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        summary = result.summary()
+        if summary["latencyMs"] is not None:
             metrics.add_metric(
-                name=HEALTH_CHECK_LATENCY, unit=MetricUnit.Milliseconds, value=result.latency_ms
-            )
-        metrics.add_metric(name=POLICY_DRIFT, unit=MetricUnit.Count, value=int(result.drift))
-        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=int(result.audit_error))
-        if result.unauthorized_call_allowed is not None:
-            metrics.add_metric(
-                name=UNAUTHORIZED_CALL_ALLOWED,
-                unit=MetricUnit.Count,
-                value=int(result.unauthorized_call_allowed),
-            )
-        if result.undeployed_change is not None:
-            metrics.add_metric(
-                name=UNDEPLOYED_POLICY_CHANGE, unit=MetricUnit.Count, value=int(result.undeployed_change)
+                name=HEALTH_CHECK_LATENCY, unit=MetricUnit.Milliseconds, value=summary["latencyMs"]
             )
         level = logger.info if result.ok else logger.warning
-        level("target audited", extra={"audit": {"ok": result.ok, **result.summary()}})
+        level("target audited", extra={"audit": {"ok": result.ok, **summary}})
     metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)

@@ -3,47 +3,63 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 from botocore.session import Session
 
-from access_auditor.audit import Ports
 from access_auditor.aws.accessanalyzer import AccessAnalyzer
 from access_auditor.aws.apigateway import ApiGateway
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
+from access_auditor.aws.pacing import QUOTAS, Pacer
+from access_auditor.checks import Ports, Scope
 from access_auditor.transport import new_session
 
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
-def build_ports(session: Session | None = None) -> Ports:
-    """Real adapters. Clients are created once per region and kept across warm invocations."""
+def build_ports(session: Session | None = None, share: float = 0.5) -> Ports:
+    """Real adapters. Clients and quota buckets are made once per account and region and kept across warm
+    invocations; every control-plane call goes through its account's and region's buckets at ``share`` of
+    AWS's documented quotas. The account is the function's own until a scope brings its own credentials."""
     session = session or Session()
+    pacers: Callable[[tuple[str, Scope]], Pacer] = once_per_key(lambda key: Pacer(QUOTAS[key[0]], share))
+
+    def pace(service: str, scope: Scope) -> Callable[[str], None]:
+        return pacers((service, scope))
 
     return Ports(
-        control_plane=once_per_region(lambda region: ApiGateway(make_client("apigateway", region, session))),
+        control_plane=once_per_key(
+            lambda scope: ApiGateway(
+                make_client("apigateway", scope.region, session), pace("apigateway", scope)
+            )
+        ),
         credentials=StsCredentials(session),
         session=new_session(),
-        history=once_per_region(lambda region: CloudTrail(make_client("cloudtrail", region, session))),
-        analyzer=once_per_region(
-            lambda region: AccessAnalyzer(make_client("accessanalyzer", region, session))
+        history=once_per_key(
+            lambda scope: CloudTrail(
+                make_client("cloudtrail", scope.region, session), pace("cloudtrail", scope)
+            )
+        ),
+        analyzer=once_per_key(
+            lambda scope: AccessAnalyzer(make_client("accessanalyzer", scope.region, session))
         ),
     )
 
 
-def once_per_region(make: Callable[[str], T]) -> Callable[[str], T]:
-    """``make(region)`` at most once per region, however many threads ask at the same moment (functools'
-    cache would let each of them build its own client; botocore sessions are not thread-safe either)."""
-    made: dict[str, T] = {}
+def once_per_key(make: Callable[[K], T]) -> Callable[[K], T]:
+    """``make(key)`` at most once per key, however many threads ask at the same moment (functools' cache
+    would let each of them build its own client; botocore sessions are not thread-safe either)."""
+    made: dict[K, T] = {}
     lock = threading.Lock()
 
-    def get(region: str) -> T:
+    def get(key: K) -> T:
         with lock:
-            if region not in made:
-                made[region] = make(region)
-            return made[region]
+            if key not in made:
+                made[key] = make(key)
+            return made[key]
 
     return get

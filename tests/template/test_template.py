@@ -169,3 +169,69 @@ def test_the_samconfig_environments_can_share_an_account_and_region() -> None:
     for key in ("AllowedRoleName", "ServiceName"):
         assert overrides[0][key] != overrides[1][key], key
     assert environments[0]["stack_name"] != environments[1]["stack_name"]
+
+
+NAME_PROPERTIES = ("RoleName", "FunctionName", "LogGroupName", "DashboardName", "TopicName", "AlarmName",
+                   "ManagedPolicyName", "Name", "ScheduleName", "GroupName", "AliasName")  # fmt: skip
+
+
+def physical_names(stack: str) -> set[tuple[str, str]]:
+    from access_auditor.local_aws.alarms import resolver
+
+    template = translated()
+    resolve = resolver(template, stack=stack)
+    names = set()
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        names |= {(resource["Type"], str(resolve(props[k]))) for k in NAME_PROPERTIES if k in props}
+        if resource["Type"] == "AWS::Lambda::Function":
+            variables = props["Environment"]["Variables"]
+            names.add(("service dimension", str(resolve(variables["POWERTOOLS_SERVICE_NAME"]))))
+    return names
+
+
+def test_two_stacks_with_default_parameters_share_no_physical_name() -> None:
+    # GIVEN the template translated as CloudFormation would deploy it, twice, into one account and region
+    first, second = physical_names("auditor-team-a"), physical_names("auditor-team-b")
+    # THEN every name that must be unique (role, function, log group, dashboard, the alarms' metric dimension)
+    # differs, and nothing else is named at all (schedule, topic, key, alarms get generated names)
+    assert first and not first & second, first & second
+    assert {kind for kind, _ in first} >= {"AWS::IAM::Role", "AWS::Lambda::Function", "AWS::Logs::LogGroup",
+                                           "AWS::CloudWatch::Dashboard", "service dimension"}  # fmt: skip
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
+    resources = load_template(TEMPLATE)["Resources"]
+    key_id = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    key = resources[key_id["Ref"]]["Properties"]["KeyPolicy"]["Statement"]
+    granted = [s for s in key if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert granted and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(granted[0]["Action"])
+
+
+def test_one_blip_does_not_page_but_drift_does() -> None:
+    alarms = {a.name: a for a in template_alarms(load_template(TEMPLATE))}
+    for name in ("HealthCheckFailedAlarm", "AuditErrorAlarm"):
+        assert (alarms[name].datapoints_to_alarm, alarms[name].evaluation_periods) == (2, 3), name
+    for name in ("PolicyDriftAlarm", "UnauthorizedCallAllowedAlarm"):
+        assert alarms[name].datapoints_to_alarm == 1, name
+
+
+def test_every_metric_the_function_declares_is_in_the_readme_and_every_alarm_watches_one() -> None:
+    from access_auditor.publish import METRICS
+
+    readme = (ROOT / "README.md").read_text()
+    for name in METRICS:
+        assert f"`{name}`" in readme, name
+    assert {a.metric for a in template_alarms(load_template(TEMPLATE)) if a.namespace != "AWS/Lambda"} <= set(
+        METRICS
+    )
+
+
+def test_the_readme_findings_table_is_the_registry() -> None:
+    from access_auditor.findings import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    begin, end = "<!-- findings:begin -->\n", "\n<!-- findings:end -->"
+    assert readme[readme.index(begin) + len(begin) : readme.index(end)] == markdown_table(), (
+        "the README's findings table differs from findings.py: paste `access-auditor findings --markdown`"
+    )

@@ -13,10 +13,12 @@ from botocore.credentials import ReadOnlyCredentials
 from botocore.stub import Stubber
 
 from access_auditor.audit import Ports, run_audit
-from access_auditor.aws.apigateway import ApiGateway
+from access_auditor.aws.apigateway import ApiGateway, StageState
 from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.pacing import TokenBucket
 from access_auditor.config import load_config
+from access_auditor.policy.access_config import AccessConfig
+from access_auditor.policy.matrix import Method
 
 ENV = {"API_ID": "abc123", "API_STAGE": "prod", "AWS_REGION": "us-east-1",
        "ALLOWED_ROLE_ARN": "arn:aws:iam::123456789012:role/app", "API_ENDPOINT": "http://127.0.0.1:9/abc123/prod",
@@ -35,10 +37,11 @@ def client(service: str) -> object:
 def test_throttling_is_an_audit_error_not_drift() -> None:
     apigw = client("apigateway")
     with Stubber(apigw) as stub:
+        stub.add_response("get_rest_apis", {"items": []}, expected_params={"limit": 500})
         stub.add_client_error("get_stage", "TooManyRequestsException", "Too Many Requests", 429,
                               expected_params={"restApiId": "abc123", "stageName": "prod"})  # fmt: skip
         ports = Ports(
-            control_plane=lambda region: ApiGateway(apigw),
+            control_plane=lambda scope: ApiGateway(apigw),
             credentials=FixedCredentials(),
             session=requests.Session(),
         )
@@ -51,9 +54,10 @@ def test_throttling_is_an_audit_error_not_drift() -> None:
 def test_access_denied_names_the_operation() -> None:
     apigw = client("apigateway")
     with Stubber(apigw) as stub:
+        stub.add_response("get_rest_apis", {"items": []})
         stub.add_client_error("get_stage", "AccessDeniedException", "not allowed", 403)
         ports = Ports(
-            control_plane=lambda region: ApiGateway(apigw),
+            control_plane=lambda scope: ApiGateway(apigw),
             credentials=FixedCredentials(),
             session=requests.Session(),
         )
@@ -98,9 +102,7 @@ def test_cloudtrail_pagination_stops_at_its_bound() -> None:
         for page in range(MAX_PAGES):
             stub.add_response("lookup_events", {"Events": [], "NextToken": f"t{page}"})
         # no response is queued past the bound: one more call would fail the test
-        assert (
-            CloudTrail(trail, TokenBucket(1000, 10)).changes_since("abc123", since, ["UpdateRestApi"]) == []
-        )
+        assert CloudTrail(trail).changes_since("abc123", since, ["UpdateRestApi"]) == []
 
 
 def test_the_token_bucket_paces_and_never_waits_past_a_deadline() -> None:
@@ -129,7 +131,7 @@ def test_the_deadline_keeps_what_was_established() -> None:
 
     # GIVEN a deployed weakened policy, and credentials that never come for the live calls
     ports = Ports(
-        control_plane=lambda region: PolicyPlane(WEAK), credentials=Hanging(), session=requests.Session()
+        control_plane=lambda scope: PolicyPlane(WEAK), credentials=Hanging(), session=requests.Session()
     )  # type: ignore[arg-type,return-value]
     try:
         [result] = run_audit(load_config(ENV), ports, budget_s=0.5)
@@ -141,22 +143,31 @@ def test_the_deadline_keeps_what_was_established() -> None:
     assert result.audit_error and "calling the API" in deadline
 
 
-class PolicyPlane:
-    """An in-memory control plane serving one policy, saved and deployed alike."""
+class Plane:
+    """An in-memory control plane: one API, a saved and a deployed access config."""
 
-    def __init__(self, policy: str) -> None:
-        from access_auditor.policy.access_config import AccessConfig
-        from access_auditor.policy.matrix import Method
+    def __init__(self, saved: AccessConfig, deployed: AccessConfig | None = None) -> None:
+        self.saved_config, self.deployed = saved, deployed or saved
 
-        self.config = AccessConfig(policy, (Method("prod", "GET", "/health"),))
+    def sweep(self) -> list[object]:
+        return []
 
-    def saved(self, api_id: str, stage: str) -> object:
-        return self.config
+    def stages(self, api_id: str) -> list[str]:
+        return ["prod"]
 
-    def stage_state(self, api_id: str, stage: str) -> object:
-        from access_auditor.aws.apigateway import StageState
+    def get_policy(self, api_id: str) -> str | None:
+        return self.saved_config.policy
 
-        return StageState("d1", None, self.config)
+    def list_methods(self, api_id: str, stage: str) -> list[Method]:
+        return list(self.saved_config.methods)
+
+    def stage_state(self, api_id: str, stage: str) -> StageState:
+        return StageState("d1", None, self.deployed)
+
+
+def PolicyPlane(policy: str) -> Plane:  # noqa: N802 - reads as the class it builds
+    """One policy, saved and deployed alike."""
+    return Plane(AccessConfig(policy, (Method("prod", "GET", "/health"),)))
 
 
 WEAK = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -174,8 +185,8 @@ def analyzer_run(new_access: str, public: str, policy: str = WEAK) -> list[str]:
         stub.add_response("check_no_public_access", {"result": public, "message": "m", "reasons": []},
                           expected_params={"policyDocument": json.dumps(_with_allow(policy, SYNTHETIC_SID)),
                                            "resourceType": "AWS::ApiGateway::RestApi"})  # fmt: skip
-        ports = Ports(control_plane=lambda region: PolicyPlane(policy), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
-                      session=requests.Session(), analyzer=lambda region: AccessAnalyzer(aa))  # fmt: skip
+        ports = Ports(control_plane=lambda scope: PolicyPlane(policy), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session(), analyzer=lambda scope: AccessAnalyzer(aa))  # fmt: skip
         [result] = run_audit(load_config({**ENV, "ACCESS_ANALYZER": "true"}), ports, budget_s=30)
     return [f.code for f in result.findings]
 
@@ -204,8 +215,8 @@ def test_analyzer_is_not_asked_when_nothing_changed_structurally() -> None:
     expected = json.dumps(_expected())
     aa = client("accessanalyzer")
     with Stubber(aa):
-        ports = Ports(control_plane=lambda region: PolicyPlane(expected), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
-                      session=requests.Session(), analyzer=lambda region: AccessAnalyzer(aa))  # fmt: skip
+        ports = Ports(control_plane=lambda scope: PolicyPlane(expected), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session(), analyzer=lambda scope: AccessAnalyzer(aa))  # fmt: skip
         [result] = run_audit(load_config({**ENV, "ACCESS_ANALYZER": "true"}), ports, budget_s=30)
     assert not any(f.code.startswith("ANALYZER") for f in result.findings)
 
@@ -216,8 +227,8 @@ def test_analyzer_unreachable_degrades_to_the_local_verdict() -> None:
     aa = client("accessanalyzer")
     with Stubber(aa) as stub:
         stub.add_client_error("check_no_new_access", "AccessDeniedException", "no", 403)
-        ports = Ports(control_plane=lambda region: PolicyPlane(WEAK), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
-                      session=requests.Session(), analyzer=lambda region: AccessAnalyzer(aa))  # fmt: skip
+        ports = Ports(control_plane=lambda scope: PolicyPlane(WEAK), credentials=FixedCredentials(),  # type: ignore[arg-type,return-value]
+                      session=requests.Session(), analyzer=lambda scope: AccessAnalyzer(aa))  # fmt: skip
         [result] = run_audit(load_config({**ENV, "ACCESS_ANALYZER": "true"}), ports, budget_s=30)
     codes = [f.code for f in result.findings]
     assert "ANALYZER_UNAVAILABLE" in codes and "ACCESS_WEAKENED" in codes and result.drift
@@ -249,19 +260,19 @@ def test_an_outsider_role_that_cannot_be_assumed_is_an_audit_error_not_a_pass() 
             "API_ENDPOINT": upstream.url("locked"),
             "OUTSIDER_ROLE_ARN": "arn:aws:iam::123456789012:role/gone",
         }
-        ports = Ports(control_plane=lambda region: PolicyPlane(expected), credentials=NoOutsider(),  # type: ignore[arg-type,return-value]
+        ports = Ports(control_plane=lambda scope: PolicyPlane(expected), credentials=NoOutsider(),  # type: ignore[arg-type,return-value]
                       session=requests.Session())  # fmt: skip
         [result] = run_audit(load_config(env), ports, budget_s=30)
     # THEN the unsigned probe still counts, and the skipped one is an audit error with its reason
     assert result.healthy and result.unauthorized_call_allowed is False
     assert result.audit_error
-    assert any(f.code == "PROBE_INCONCLUSIVE" and "AccessDenied" in f.message for f in result.findings)
+    assert any(f.code == "OUTSIDER_ROLE_UNAVAILABLE" and "AccessDenied" in f.message for f in result.findings)
 
 
 def test_clients_are_built_once_per_region_however_many_threads_ask() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from access_auditor.wiring import once_per_region
+    from access_auditor.wiring import once_per_key
 
     built: list[str] = []
 
@@ -270,7 +281,7 @@ def test_clients_are_built_once_per_region_however_many_threads_ask() -> None:
         threading.Event().wait(0.01)  # a slow constructor widens the race a plain cache would lose
         return object()
 
-    get = once_per_region(make)
+    get = once_per_key(make)
     with ThreadPoolExecutor(16) as pool:
         clients = list(pool.map(get, ["us-east-1"] * 16 + ["eu-west-1"] * 16))
     assert sorted(built) == ["eu-west-1", "us-east-1"] and len({id(c) for c in clients}) == 2
@@ -288,7 +299,7 @@ def test_nothing_of_a_run_keeps_running_after_it() -> None:
 
     before = threading.active_count()
     ports = Ports(
-        control_plane=lambda region: PolicyPlane(WEAK), credentials=Hanging(), session=requests.Session()
+        control_plane=lambda scope: PolicyPlane(WEAK), credentials=Hanging(), session=requests.Session()
     )  # type: ignore[arg-type,return-value]
     config = load_config({**ENV, "AUDIT_TARGETS": json.dumps([{"API_ID": "abc123"}, {"API_ID": "def456"}])})
     run_audit(config, ports, budget_s=0.3)
@@ -302,9 +313,6 @@ def test_nothing_of_a_run_keeps_running_after_it() -> None:
 
 
 def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal_error() -> None:
-    from access_auditor.aws.apigateway import StageState
-    from access_auditor.policy.access_config import AccessConfig
-    from access_auditor.policy.matrix import Method
 
     expected = _expected()
     deny = dict(expected["Statement"][0])  # type: ignore[index]
@@ -312,15 +320,9 @@ def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal
     rewritten = {**expected, "Statement": [deny]}
     methods = (Method("prod", "GET", "/health", "NONE"),)
 
-    class Plane:
-        def saved(self, api_id: str, stage: str) -> AccessConfig:
-            return AccessConfig(json.dumps(rewritten), methods)
-
-        def stage_state(self, api_id: str, stage: str) -> StageState:
-            return StageState("d1", None, AccessConfig(json.dumps(expected), methods))
-
+    plane = Plane(AccessConfig(json.dumps(rewritten), methods), AccessConfig(json.dumps(expected), methods))
     ports = Ports(
-        control_plane=lambda region: Plane(), credentials=FixedCredentials(), session=requests.Session()
+        control_plane=lambda scope: plane, credentials=FixedCredentials(), session=requests.Session()
     )  # type: ignore[arg-type,return-value]
     [result] = run_audit(load_config(ENV), ports, budget_s=10)
     codes = {f.code: f.message for f in result.findings}
@@ -329,21 +331,13 @@ def test_a_pending_rewrite_beside_a_live_none_method_is_reported_not_an_internal
 
 
 def test_an_unreadable_live_policy_is_drift_and_a_readable_saved_one_would_restore_it() -> None:
-    from access_auditor.aws.apigateway import StageState
-    from access_auditor.policy.access_config import AccessConfig
-    from access_auditor.policy.matrix import Method
 
     methods = (Method("prod", "GET", "/health"),)
 
-    class Plane:
-        def saved(self, api_id: str, stage: str) -> AccessConfig:
-            return AccessConfig(json.dumps(_expected()), methods)
-
-        def stage_state(self, api_id: str, stage: str) -> StageState:
-            return StageState("d1", None, AccessConfig('{"Version": ' + "9" * 5000 + "}", methods))
-
+    unreadable = AccessConfig('{"Version": ' + "9" * 5000 + "}", methods)
+    plane = Plane(AccessConfig(json.dumps(_expected()), methods), unreadable)
     ports = Ports(
-        control_plane=lambda region: Plane(), credentials=FixedCredentials(), session=requests.Session()
+        control_plane=lambda scope: plane, credentials=FixedCredentials(), session=requests.Session()
     )  # type: ignore[arg-type,return-value]
     [result] = run_audit(load_config(ENV), ports, budget_s=10)
     codes = {f.code: f.message for f in result.findings}

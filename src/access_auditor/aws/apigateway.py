@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from access_auditor.aws.clients import aws_call, call
 from access_auditor.errors import AwsCallError
 from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.matrix import Method
+
+T = TypeVar("T")
+TAG_PREFIX = "access-auditor:"
+
+
+@dataclass(frozen=True)
+class SweptApi:
+    """One REST API as GetRestApis lists it: its saved policy and its tags come with it."""
+
+    api_id: str
+    name: str
+    policy: str | None
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -26,25 +41,56 @@ class StageState:
 
 
 class ControlPlane(Protocol):
-    def saved(self, api_id: str, stage: str) -> AccessConfig: ...
+    def sweep(self) -> list[SweptApi]: ...
+    def stages(self, api_id: str) -> list[str]: ...
+    def get_policy(self, api_id: str) -> str | None: ...
+    def list_methods(self, api_id: str, stage: str) -> list[Method]: ...
     def stage_state(self, api_id: str, stage: str) -> StageState: ...
 
 
 class ApiGateway:
-    """Adapter over a botocore ``apigateway`` client. Every method raises AwsCallError or CredentialsError."""
+    """Adapter over a botocore ``apigateway`` client of one account and region. Every call goes through
+    ``pace`` first (the quota buckets); every method raises AwsCallError, CredentialsError or QuotaWait.
 
-    def __init__(self, client: Any) -> None:
+    A deployment is an immutable snapshot, so what it serves is read once and kept (the adapter lives as
+    long as the warm function): in a steady state a stage costs one GetStage.
+    """
+
+    def __init__(self, client: Any, pace: Callable[[str], None] | None = None) -> None:
         self._client = client
+        self._pace = pace
+        self._deployments: dict[tuple[str, str, str], tuple[dt.datetime | None, AccessConfig]] = {}
+        self._lock = threading.Lock()
+
+    def _call(self, operation: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        if self._pace is not None:
+            self._pace(operation)
+        return call(operation, fn, **kwargs)
+
+    def sweep(self) -> list[SweptApi]:
+        """Every REST API of the region with its saved policy and tags: one GetRestApis call per 500."""
+        apis: list[SweptApi] = []
+        kwargs: dict[str, Any] = {"limit": 500}
+        while True:
+            page = self._call("GetRestApis", self._client.get_rest_apis, **kwargs)
+            for item in page.get("items", []):
+                policy = item.get("policy")
+                apis.append(SweptApi(item["id"], str(item.get("name", "")), str(policy) if policy else None,
+                                     {str(k): str(v) for k, v in (item.get("tags") or {}).items()}))  # fmt: skip
+            if not page.get("position"):
+                return apis
+            kwargs["position"] = page["position"]
+
+    def stages(self, api_id: str) -> list[str]:
+        """The API's stage names (GetStages)."""
+        answer = self._call("GetStages", self._client.get_stages, restApiId=api_id)
+        return sorted(str(item["stageName"]) for item in answer.get("item", []))
 
     def get_policy(self, api_id: str) -> str | None:
         """The saved policy (GetRestApi): what the next deployment will serve, not what is live."""
-        api = call("GetRestApi", self._client.get_rest_api, restApiId=api_id)
+        api = self._call("GetRestApi", self._client.get_rest_api, restApiId=api_id)
         policy = api.get("policy")
         return str(policy) if policy else None
-
-    def saved(self, api_id: str, stage: str) -> AccessConfig:
-        """The saved policy and methods: GetRestApi, then GetResources."""
-        return AccessConfig(self.get_policy(api_id), tuple(self.list_methods(api_id, stage)))
 
     def list_methods(self, api_id: str, stage: str) -> list[Method]:
         """Every saved method with its authorizationType: one GetResources call per 500 resources, because
@@ -52,7 +98,7 @@ class ApiGateway:
         methods: list[Method] = []
         kwargs: dict[str, Any] = {"restApiId": api_id, "embed": ["methods"], "limit": 500}
         while True:
-            page = call("GetResources", self._client.get_resources, **kwargs)
+            page = self._call("GetResources", self._client.get_resources, **kwargs)
             for resource in page.get("items", []):
                 for verb, method in (resource.get("resourceMethods") or {}).items():
                     methods.append(
@@ -66,28 +112,35 @@ class ApiGateway:
         """What the stage serves. GetStage names the deployment; GetDeployment with ``embed=apisummary``
         gives each method's authorizationType as deployed; GetExport "exports a deployed version of a
         RestApi", and with ``extensions=apigateway`` carries the deployed x-amazon-apigateway-policy."""
-        info = call("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)
+        info = self._call("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)
         canary = info.get("canarySettings") or {}
         deployment_id = info.get("deploymentId")
         if not deployment_id:
             return StageState(None, None)
-        deployment = call("GetDeployment", self._client.get_deployment, restApiId=api_id,
-                          deploymentId=deployment_id, embed=["apisummary"])  # fmt: skip
-        methods = tuple(
-            Method(stage, verb, path, str(summary.get("authorizationType", "NONE")))
-            for path, verbs in (deployment.get("apiSummary") or {}).items()
-            for verb, summary in verbs.items()
-        )
+        key = (api_id, stage, str(deployment_id))
+        with self._lock:
+            known = self._deployments.get(key)
+        if known is None:
+            deployment = self._call("GetDeployment", self._client.get_deployment, restApiId=api_id,
+                                    deploymentId=deployment_id, embed=["apisummary"])  # fmt: skip
+            methods = tuple(
+                Method(stage, verb, path, str(summary.get("authorizationType", "NONE")))
+                for path, verbs in (deployment.get("apiSummary") or {}).items()
+                for verb, summary in verbs.items()
+            )
+            known = deployment.get("createdDate"), AccessConfig(self._deployed_policy(api_id, stage), methods)
+            with self._lock:
+                self._deployments[key] = known
         return StageState(
             deployment_id=deployment_id,
-            deployed_at=deployment.get("createdDate"),
-            deployed=AccessConfig(self._deployed_policy(api_id, stage), methods),
+            deployed_at=known[0],
+            deployed=known[1],
             canary_deployment_id=canary.get("deploymentId"),
             canary_percent=canary.get("percentTraffic"),
         )
 
     def _deployed_policy(self, api_id: str, stage: str) -> str | None:
-        export = call("GetExport", self._client.get_export, restApiId=api_id, stageName=stage,
+        export = self._call("GetExport", self._client.get_export, restApiId=api_id, stageName=stage,
                       exportType="oas30", parameters={"extensions": "apigateway"}, accepts="application/json")  # fmt: skip
         with aws_call("GetExport"):
             body = export["body"].read()
@@ -103,13 +156,13 @@ class ApiGateway:
     def apply_policy(self, api_id: str, stage: str, policy_json: str) -> str:
         """Save ``policy_json`` and deploy ``stage``; returns the new deployment id. A saved policy has no
         effect until a deployment, so the two always go together."""
-        call(
+        self._call(
             "UpdateRestApi",
             self._client.update_rest_api,
             restApiId=api_id,
             patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}],
         )
-        deployment = call(
+        deployment = self._call(
             "CreateDeployment",
             self._client.create_deployment,
             restApiId=api_id,

@@ -3,26 +3,24 @@
 CloudTrail is never the judge of whether a change is pending (the saved and deployed configurations are
 compared directly); it only names the actor. Event history records read events too, so lookups go by
 ``EventName`` (one lookup attribute per call), never by event source, which the auditor's own reads would
-fill. LookupEvents allows 2 calls a second per account and region; every call here goes through a shared
-token bucket below that rate, and pagination stops after ``MAX_PAGES`` pages per event name.
+fill. LookupEvents allows 2 calls a second per account and region; every call here goes through that
+quota's bucket (``pacing.LOOKUP_EVENTS``), and pagination stops after ``MAX_PAGES`` pages per event name.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from access_auditor.aws.clients import call
-from access_auditor.aws.pacing import TokenBucket
 
 # The writes that change an existing API's saved policy or methods (ImportRestApi creates a new API).
 POLICY_EVENTS = ("UpdateRestApi", "PutRestApi")
 METHOD_EVENTS = ("PutMethod", "UpdateMethod", "DeleteMethod", "PutRestApi")
 MAX_PAGES = 4  # 200 events per event name: far more writes than an API sees between two runs
-LOOKUP_EVENTS_PER_SECOND = 1.5  # CloudTrail allows 2; leave room for people using the console
 
 
 @dataclass(frozen=True)
@@ -39,9 +37,9 @@ class ChangeHistory(Protocol):
 class CloudTrail:
     """Adapter over a botocore ``cloudtrail`` client. Raises AwsCallError or CredentialsError."""
 
-    def __init__(self, client: Any, pace: TokenBucket | None = None) -> None:
+    def __init__(self, client: Any, pace: Callable[[str], None] | None = None) -> None:
         self._client = client
-        self._pace = pace or TokenBucket(LOOKUP_EVENTS_PER_SECOND)
+        self._pace = pace
 
     def changes_since(self, api_id: str, since: dt.datetime, event_names: Sequence[str]) -> list[Change]:
         """Writes of ``event_names`` to ``api_id`` at or after ``since``, newest first. CloudTrail keeps
@@ -54,7 +52,8 @@ class CloudTrail:
                 "MaxResults": 50,
             }
             for _ in range(MAX_PAGES):
-                self._pace.acquire()
+                if self._pace is not None:
+                    self._pace("LookupEvents")
                 page = call("LookupEvents", self._client.lookup_events, **kwargs)
                 for event in page.get("Events", []):
                     detail = _detail(event)

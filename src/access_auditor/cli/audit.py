@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 EXAMPLES = """examples:
   access-auditor audit --api-id abc123 --stage prod --region us-east-1 \\
       --role arn:aws:iam::123456789012:role/app --outsider-role arn:aws:iam::123456789012:role/other
-  access-auditor audit --config targets.json --json
+  access-auditor audit --config fleet.yaml --json
+  access-auditor audit --discover us-east-1 --discover eu-west-1 --account 123456789012
 
-A config file holds the settings of the Lambda's environment: {"AUDIT_TARGETS": [{"API_ID": ...}, ...]}
-or a list of targets. Exit: 0 healthy, 1 findings, 2 bad input, 3 the state could not be established.
+--config takes the Lambda's configuration document (JSON or YAML: defaults, discovery, targets; see
+`access-auditor schema`), or a list of targets. Exit: 0 healthy, 1 findings, 2 bad input, 3 the state could
+not be established.
 """
 _FLAGS = {
     "api_id": "API_ID", "stage": "API_STAGE", "region": "API_REGION", "account": "API_ACCOUNT",
@@ -34,7 +36,9 @@ def register(commands: Any) -> None:
         "audit", help="audit one API, or a config file of APIs, once", description="Audit once, as the Lambda does.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--config", help="JSON file of targets (see below)")
+    parser.add_argument("--config", help="configuration document, JSON or YAML (see below)")
+    parser.add_argument("--discover", action="append", metavar="REGION",
+                        help="audit every API tagged access-auditor:allowed-roles in REGION (repeatable)")  # fmt: skip
     parser.add_argument("--api-id")
     parser.add_argument("--stage")
     parser.add_argument("--region")
@@ -57,19 +61,21 @@ def settings(args: argparse.Namespace) -> dict[str, str]:
     """The environment-style settings the Lambda would read, from flags or a config file."""
     values: dict[str, str] = {}
     if args.config:
+        path = Path(args.config)
         try:
-            raw = json.loads(Path(args.config).read_text())
+            text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"--config {args.config}: {exc.strerror}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"--config {args.config}: not valid JSON ({exc.msg} at line {exc.lineno})"
-            ) from exc
-        if isinstance(raw, list):
-            raw = {"AUDIT_TARGETS": raw}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--config {args.config}: expected a JSON object or a list of targets")
-        values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+        try:
+            raw: Any = json.loads(text)
+        except json.JSONDecodeError:
+            raw = None  # YAML, or broken: the configuration document's reader says which
+        if isinstance(raw, list):  # a bare list of targets
+            values["AUDIT_TARGETS"] = json.dumps(raw)
+        else:
+            values["CONFIG_FILE"] = str(path.resolve())
+    if args.discover:
+        values["DISCOVERY_REGIONS"] = ",".join(args.discover)
     for flag, name in _FLAGS.items():
         value = getattr(args, flag)
         if value:
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from access_auditor.wiring import build_ports
 
     config = load_config(settings(args))
-    results = run_audit(config, build_ports(aws_session(args.profile)), budget_s=args.deadline)
+    ports = build_ports(aws_session(args.profile), share=config.control_plane_share)
+    results = run_audit(config, ports, budget_s=args.deadline)
     if args.json:
         print(
             json.dumps(
@@ -103,13 +110,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_table(results: list[TargetResult]) -> str:
-    rows = [("API", "STAGE", "HEALTH", "LATENCY", "DRIFT", "PROBES", "VERDICT")]
+    """One row per target; one column per finding category that has a metric (from the registry)."""
+    from access_auditor.findings import Category
+
+    categories = [c for c in Category if c.metric]
+    rows = [
+        ("API", "STAGE", "REGION", "STATUS", "LATENCY", *(c.label.upper() for c in categories), "VERDICT")
+    ]
     for r in results:
-        probes = {None: "-", True: "GOT IN", False: "refused"}[r.unauthorized_call_allowed]
-        verdict = "ok" if r.ok else "ERROR" if r.audit_error else "FINDINGS"
-        latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
-        rows.append((r.target.api_id, r.target.stage, str(r.status_code or "-"), latency,
-                     "yes" if r.drift else "no", probes, verdict))  # fmt: skip
+        summary = r.summary()
+        verdict = "ok" if r.ok else "deferred" if r.deferred else "ERROR" if r.audit_error else "FINDINGS"
+        latency = f"{summary['latencyMs']:.0f} ms" if summary["latencyMs"] is not None else "-"
+        flags = ({None: "-", True: "YES", False: "no"}[r.flag(c)] for c in categories)
+        rows.append((r.target.api_id, r.target.stage, r.target.region, str(summary["statusCode"] or "-"), latency,
+                     *flags, verdict))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for r in results:

@@ -33,7 +33,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from access_auditor.cli import audit, call, policy
+    from access_auditor.cli import audit, call, policy, reference
 
     parser = Parser(
         prog="access-auditor",
@@ -46,6 +46,7 @@ def build_parser() -> Parser:
     call.register(commands)
     policy.register(commands)
     audit.register(commands)
+    reference.register(commands)
     demo = commands.add_parser(
         "demo",
         help="run the product against a local emulated AWS (no account needed)",

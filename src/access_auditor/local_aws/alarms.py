@@ -4,12 +4,17 @@ themselves (never from a copy of them), so that changing an alarm in the templat
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+STACK_NAME = "apigw-access-auditor"  # the local stack's name (AWS::StackName, and so the default ServiceName)
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,8 @@ class Alarm:
     threshold: float
     comparison: str
     treat_missing: str
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int = 1
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,62 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
     return {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
 
 
-def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None = None) -> list[Alarm]:
-    """Every AWS::CloudWatch::Alarm, with parameters resolved to their defaults (or ``overrides``).
-    A Ref to a resource resolves to its logical id."""
+def resolver(
+    template: dict[str, Any],
+    overrides: dict[str, str] | None = None,
+    stack: str = STACK_NAME,
+    attributes: dict[str, str] | None = None,
+) -> Any:
+    """``resolve(value)``: a template value with parameters (their defaults, or ``overrides``), pseudo
+    parameters, conditions (Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or) and Fn::Sub worked out. A Ref to a
+    resource resolves to its logical id, as the local stack names it."""
     params = {**parameter_defaults(template), **(overrides or {})}
+    params.update({"AWS::StackName": stack, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                   "AWS::Partition": "aws", "AWS::NoValue": ""})  # fmt: skip
+    conditions = template.get("Conditions", {})
 
-    def resolve(value: Any) -> str:
-        if isinstance(value, dict) and "Ref" in value:
-            return str(params.get(value["Ref"], value["Ref"]))
-        return str(value)
+    def condition(name: str) -> bool:
+        return bool(resolve(conditions[name]))
+
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, dict) or len(value) != 1:
+            return value if not isinstance(value, list) else [resolve(v) for v in value]
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return str(params.get(arg, arg))
+        if key == "Condition":
+            return condition(arg)
+        if key == "Fn::GetAtt":
+            name = ".".join(arg)
+            return (attributes or {}).get(name, name)
+        if key == "Fn::If":
+            return resolve(arg[1] if condition(arg[0]) else arg[2])
+        if key == "Fn::Equals":
+            return str(resolve(arg[0])) == str(resolve(arg[1]))
+        if key == "Fn::Not":
+            return not resolve(arg[0])
+        if key == "Fn::And":
+            return all(resolve(a) for a in arg)
+        if key == "Fn::Or":
+            return any(resolve(a) for a in arg)
+        if key == "Fn::Sub":
+            text, names = (
+                (arg, {}) if isinstance(arg, str) else (arg[0], {k: resolve(v) for k, v in arg[1].items()})
+            )
+            for name in re.findall(r"\$\{([^}!]+)\}", text):
+                found = names.get(
+                    name, params.get(name, (attributes or {}).get(name, name.replace(".", "-")))
+                )
+                text = text.replace("${" + name + "}", str(found))
+            return text
+        return value
+
+    return resolve
+
+
+def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None = None) -> list[Alarm]:
+    """Every AWS::CloudWatch::Alarm, with parameters resolved to their defaults (or ``overrides``)."""
+    resolve = resolver(template, overrides)
 
     alarms = []
     for name, resource in template["Resources"].items():
@@ -88,6 +142,8 @@ def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None =
                 threshold=float(props["Threshold"]),
                 comparison=props["ComparisonOperator"],
                 treat_missing=props.get("TreatMissingData", "missing"),
+                evaluation_periods=int(props.get("EvaluationPeriods", 1)),
+                datapoints_to_alarm=int(props.get("DatapointsToAlarm", props.get("EvaluationPeriods", 1))),
             )
         )
     return alarms
@@ -115,9 +171,18 @@ def parse_emf(lines: Iterable[str]) -> list[Datapoint]:
     return points
 
 
-def evaluate(alarm: Alarm, points: Iterable[Datapoint]) -> str:
-    """ALARM, OK or INSUFFICIENT_DATA for one evaluation period holding ``points``. A datapoint counts only
-    when its namespace, name and *whole* dimension set equal the alarm's, as in CloudWatch."""
+def evaluate(alarm: Alarm, *periods: Iterable[Datapoint]) -> str:
+    """ALARM, OK or INSUFFICIENT_DATA after ``periods`` (oldest first, one per run), as CloudWatch decides it:
+    ALARM when at least DatapointsToAlarm of the last EvaluationPeriods periods breach (a missing period
+    counts as TreatMissingData says). A datapoint counts only when its namespace, name and *whole* dimension
+    set equal the alarm's."""
+    verdicts = [_period(alarm, points) for points in periods[-alarm.evaluation_periods :]]
+    if verdicts.count("ALARM") >= alarm.datapoints_to_alarm:
+        return "ALARM"
+    return "INSUFFICIENT_DATA" if all(v == "INSUFFICIENT_DATA" for v in verdicts) else "OK"
+
+
+def _period(alarm: Alarm, points: Iterable[Datapoint]) -> str:
     values = [
         v for p in points
         if (p.namespace, p.metric, p.dimensions) == (alarm.namespace, alarm.metric, alarm.dimensions)
@@ -154,12 +219,12 @@ class FunctionSpec:
 
 def function_spec(template: dict[str, Any], logical_id: str = "AuditorFunction") -> FunctionSpec:
     """How Lambda would load the function: CodeUri and Handler, plus the Powertools settings it gets."""
-    params = parameter_defaults(template)
+    resolve = resolver(template)
     props = template["Resources"][logical_id]["Properties"]
     variables = props["Environment"]["Variables"]
 
     def value(raw: Any) -> str:
-        return params[raw["Ref"]] if isinstance(raw, dict) and "Ref" in raw else str(raw)
+        return str(resolve(raw))
 
     return FunctionSpec(
         logical_id=logical_id,

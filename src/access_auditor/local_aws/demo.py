@@ -14,9 +14,10 @@ import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
-from access_auditor.local_aws.alarms import evaluate, load_template, template_alarms
+from access_auditor.local_aws.alarms import Datapoint, evaluate, load_template, resolver, template_alarms
+from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
 from access_auditor.local_aws.sample import (
     INVOKE_POLICY,
@@ -24,12 +25,17 @@ from access_auditor.local_aws.sample import (
     SampleApi,
     add_method,
     auditor_env,
+    create_fleet,
     create_sample_api,
     deploy,
     grant_invoke,
     save_policy,
 )
 from access_auditor.local_aws.server import LocalAws
+from access_auditor.policy.document import ApiRef
+
+RUNS_PER_SCENARIO = 2  # two scheduled runs: enough for the alarms that need 2 of 3 datapoints
+FLEET_REGIONS = ("us-east-1", "eu-west-1")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Scenario:
     change: Callable[[World], None]
     expect_codes: frozenset[str]
     expect_alarms: frozenset[str]
+    fleet: bool = False
 
 
 class World:
@@ -48,6 +55,8 @@ class World:
         self.apigw = aws.client("apigateway")
         self.iam = aws.client("iam")
         self.sample: SampleApi = create_sample_api(aws)
+        self.fleet: list[ApiRef] = []
+        self.history: list[list[Datapoint]] = []  # one period per scheduled run, for the alarms
 
     def deploy(self) -> None:
         deploy(self.apigw, self.sample.api_id)
@@ -76,7 +85,17 @@ class World:
         grant_invoke(self.iam, self.sample.allowed_role_arn.rsplit("/", 1)[1], f"{self.sample.api.arn}/*")
 
     def function_env(self) -> dict[str, str]:
-        return {**auditor_env(self.aws, self.sample), "CLOUDTRAIL_LOOKUP": "true"}
+        env = {**auditor_env(self.aws, self.sample), "CLOUDTRAIL_LOOKUP": "true"}
+        if (
+            self.fleet
+        ):  # the template's Discovery=true, DiscoveryRegions; execute-api served by the local gateway
+            env.update(
+                {
+                    "DISCOVERY_REGIONS": ",".join(FLEET_REGIONS),
+                    "AWS_ENDPOINT_URL_EXECUTE_API": self.aws.gateway.url,
+                }
+            )
+        return env
 
 
 def _nothing(world: World) -> None:
@@ -118,6 +137,22 @@ def _remove_role_permission(world: World) -> None:
     )
 
 
+def _fleet_with_one_weakened(world: World) -> None:
+    world.restore()
+    role = world.sample.allowed_role_arn
+    world.fleet = create_fleet(world.aws, role, FLEET_REGIONS, per_region=3)
+    # As the template grants it in fleet mode: the health path of any API of the account.
+    grant_invoke(
+        world.iam, role.rsplit("/", 1)[1], f"arn:aws:execute-api:*:{world.aws.account}:*/*/GET/health"
+    )
+    weak = world.fleet[4]  # in eu-west-1
+    apigw = world.aws.client("apigateway", weak.region)
+    policy = json.loads(world.weakened_policy())
+    policy["Statement"][0]["Resource"] = f"{weak.arn}/*"
+    save_policy(apigw, weak.api_id, json.dumps(policy))
+    apigw.create_deployment(restApiId=weak.api_id, stageName=STAGE)
+
+
 SCENARIOS = [
     Scenario("Healthy: the expected policy, deployed", _nothing, frozenset(), frozenset()),
     Scenario(
@@ -151,6 +186,13 @@ SCENARIOS = [
         frozenset({"HealthCheckFailedAlarm"}),
     ),
     Scenario("Restored", lambda world: world.restore(), frozenset(), frozenset()),
+    Scenario(
+        f"A fleet: 6 APIs tagged access-auditor:allowed-roles in {' and '.join(FLEET_REGIONS)}, one weakened",
+        _fleet_with_one_weakened,
+        frozenset({"ACCESS_WEAKENED"}),
+        frozenset({"PolicyDriftAlarm"}),
+        fleet=True,
+    ),
 ]
 
 
@@ -178,8 +220,12 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         failures = 0
         for number, scenario in enumerate(SCENARIOS, 1):
             scenario.change(world)
-            invocation = invoke_auditor(world.function_env())
-            failures += _report(out, paint, number, scenario, invocation, alarms)
+            for _ in range(RUNS_PER_SCENARIO):
+                invocation = invoke_auditor(world.function_env())
+                world.history.append(invocation.points)
+            firing = {a.name for a in alarms if evaluate(a, *world.history) == "ALARM"}
+            report = _report_fleet if scenario.fleet else _report
+            failures += report(out, paint, number, scenario, invocation, firing)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
@@ -190,7 +236,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
 
 
 def _report(
-    out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, alarms: list[Any]
+    out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
 ) -> int:
     out.write(paint(f"[{number}/{len(SCENARIOS)}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None or not run.result.get("targets"):
@@ -213,9 +259,50 @@ def _report(
         out.write(f"      {paint(finding['severity'].upper(), color)} {text}\n")
     if not target["findings"]:
         out.write("      findings: none\n")
-    firing = {a.name for a in alarms if evaluate(a, run.points) == "ALARM"}
-    out.write(f"      alarms in ALARM: {', '.join(sorted(firing)) or 'none'}\n")
-    relevant = {c for c in codes if not c.startswith("POLICY_REWRITTEN")}
+    out.write(
+        f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
+    )
+    return _verdict(out, paint, scenario, codes, firing)
+
+
+def per_api_query() -> str:
+    """The dashboard's per-API Logs Insights query, as template.yaml writes it."""
+    template = load_template(TEMPLATE)
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return str(resolver(template)(body[1]["PerApiQuery"])).replace('\\"', '"')
+
+
+def _report_fleet(
+    out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
+) -> int:
+    out.write(paint(f"[{number}/{len(SCENARIOS)}] {scenario.title}", "bold") + "\n")
+    if run.error or run.result is None:
+        out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
+        return 1
+    targets = run.result["targets"]
+    out.write(f"      {len(targets)} targets ({sum(t['source'] == 'tag' for t in targets)} discovered by tag), "
+              f"in {run.duration_ms} ms\n")  # fmt: skip
+    out.write(
+        "      the dashboard's per-API widget (its Logs Insights query from template.yaml, over this run's logs):\n"
+    )
+    rows = run_query(per_api_query(), run.logs)
+    columns = ["api", "region", "stage", "ok", "drift", "open", "undeployed", "healthy", "finding"]
+    table = [columns] + [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for i, line in enumerate(table):
+        text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        out.write("        " + (paint(text, "red") if i and line[3] == "False" else text) + "\n")
+    codes = {f["code"] for t in targets for f in t["findings"]}
+    weak = [t for t in targets if t["drift"]]
+    out.write(f"      drifted: {', '.join(t['apiId'] + ' (' + t['region'] + ')' for t in weak) or 'none'}\n")
+    out.write(
+        f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
+    )
+    return _verdict(out, paint, scenario, codes, firing)
+
+
+def _verdict(out: TextIO, paint: Painter, scenario: Scenario, codes: set[str], firing: set[str]) -> int:
+    relevant = {c for c in codes if c not in {"POLICY_REWRITTEN", "CHANGED_BY"}}
     ok = (
         scenario.expect_codes <= relevant
         and firing == scenario.expect_alarms

@@ -9,7 +9,11 @@
   collapsed, compact JSON with every quote and slash backslash-escaped);
 * CloudTrail event history records every API Gateway call, reads included (``ReadOnly`` true), per account
   and region; LookupEvents takes one lookup attribute, answers newest first, 50 events a page with a
-  NextToken, and throttles past 2 calls a second per account and region (CloudTrail's documented quota).
+  NextToken;
+* quotas throttle, per account and region, as AWS documents them ("Amazon API Gateway quotas": about 10
+  control-plane calls a second, burst 40, GetResources 5 every 2 seconds; CloudTrail: LookupEvents 2 a
+  second). A throttled call gets API Gateway's 429 TooManyRequestsException (CloudTrail's
+  ThrottlingException). The numbers are written here from the documentation, not taken from the product.
 """
 
 from __future__ import annotations
@@ -39,9 +43,48 @@ class Snapshot:
 
 SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
 EVENTS: list[dict[str, Any]] = []
-LOOKUP_EVENTS_PER_SECOND = 2.0
 PAGE_SIZE = 50
-_lookups: dict[tuple[str, str], list[float]] = defaultdict(list)
+# (calls a second, burst) per account and region.
+QUOTAS = {
+    "apigateway": (10.0, 40.0),
+    "apigateway:GetResources": (2.5, 5.0),
+    "cloudtrail:LookupEvents": (2.0, 2.0),
+}
+THROTTLED: dict[str, int] = defaultdict(int)  # quota -> calls refused, for tests and the bench
+
+
+class _Allowance:
+    """A refilling allowance: ``rate`` a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.left, self.at = rate, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.left = min(self.burst, self.left + (now - self.at) * self.rate)
+        self.at = now
+        if self.left < 1:
+            return False
+        self.left -= 1
+        return True
+
+
+_allowances: dict[tuple[str, str, str], _Allowance] = {}
+
+
+def _within_quota(account: str, region: str, *quotas: str) -> bool:
+    with _lock:
+        for quota in quotas:
+            key = (account, region, quota)
+            if key not in _allowances:
+                _allowances[key] = _Allowance(*QUOTAS[quota])
+        for quota in quotas:
+            if not _allowances[(account, region, quota)].take():
+                THROTTLED[quota] += 1
+                return False
+    return True
+
+
 _lock = threading.Lock()
 _installed = False
 # URI parameters as moto's router names them -> as CloudTrail's requestParameters name them.
@@ -59,7 +102,8 @@ def reset() -> None:
     with _lock:
         SNAPSHOTS.clear()
         EVENTS.clear()
-        _lookups.clear()
+        _allowances.clear()
+        THROTTLED.clear()
 
 
 def install() -> None:
@@ -121,8 +165,26 @@ def install() -> None:
             document["x-amazon-apigateway-policy"] = json.loads(json.loads(f'"{snapshot.policy}"'))
         return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
 
+    def get_rest_apis(self: Any) -> str:
+        # GetRestApis pages: 25 by default, at most 500 (API reference, "limit"), continued with position.
+        apis = list(self.backend.list_apis())
+        limit = min(int(self.querystring.get("limit", ["25"])[0]), 500)
+        offset = int(self.querystring.get("position", ["0"])[0])
+        answer: dict[str, Any] = {"item": [api.to_dict() for api in apis[offset : offset + limit]]}
+        if offset + limit < len(apis):
+            answer["position"] = str(offset + limit)
+        return json.dumps(answer)
+
     def call_action(self: Any) -> Any:
         action = self._get_action()
+        quotas = ("apigateway", "apigateway:GetResources") if action == "GetResources" else ("apigateway",)
+        if not _within_quota(self.current_account, self.region, *quotas):
+            body = json.dumps({"message": "Too Many Requests"})
+            return (
+                429,
+                {"x-amzn-ErrorType": "TooManyRequestsException", "Content-Type": "application/json"},
+                body,
+            )
         answer = original_call(self)
         status = int(answer[0]) if isinstance(answer[0], int | str) and str(answer[0]).isdigit() else 200
         _record_api_call(self, action, status, answer[2] if len(answer) > 2 else "")
@@ -132,6 +194,7 @@ def install() -> None:
     apigw.APIGatewayBackend.update_rest_api = update_rest_api  # type: ignore[method-assign]
     APIGatewayResponse.get_deployment = get_deployment  # type: ignore[method-assign]
     APIGatewayResponse.get_export = get_export  # type: ignore[method-assign]
+    APIGatewayResponse.get_rest_apis = get_rest_apis  # type: ignore[method-assign]
     APIGatewayResponse.call_action = call_action  # type: ignore[method-assign]
     CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
 
@@ -222,12 +285,9 @@ _ACTOR = "arn:aws:sts::123456789012:assumed-role/console/alice"  # who the local
 
 def _lookup_events(self: Any) -> str:
     account, region = self.current_account, self.region
-    now = time.monotonic()
+    if not _within_quota(account, region, "cloudtrail:LookupEvents"):
+        raise JsonRESTError("ThrottlingException", "Rate exceeded")
     with _lock:
-        recent = [t for t in _lookups[(account, region)] if now - t < 1.0]
-        if len(recent) >= LOOKUP_EVENTS_PER_SECOND:
-            raise JsonRESTError("ThrottlingException", "Rate exceeded")
-        _lookups[(account, region)] = [*recent, now]
         events = [e for e in EVENTS if e["account"] == account and e["region"] == region]
     start, end = self._get_param("StartTime"), self._get_param("EndTime")
     attributes = self._get_param("LookupAttributes") or []

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +39,7 @@ class Principal:
 class Gateway:
     def __init__(self, account: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.account = account
+        self.latency_s = 0.0
         handler = type("Handler", (_Handler,), {"gateway": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
@@ -144,6 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
     def _serve(self) -> None:
+        if self.gateway.latency_s:  # an integration that takes its time, for the bench
+            time.sleep(self.gateway.latency_s)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         raw_path, _, query = self.path.partition("?")
         parts = raw_path.split("/", 3)

@@ -112,3 +112,30 @@ def auditor_env(aws: LocalAws, sample: SampleApi) -> dict[str, str]:
         "OUTSIDER_ROLE_ARN": sample.outsider_role_arn,
         "API_ENDPOINT": aws.invoke_url(sample.api_id, STAGE),
     }
+
+
+def create_fleet(
+    aws: LocalAws, allowed_role_arn: str, regions: tuple[str, ...], per_region: int
+) -> list[ApiRef]:
+    """``per_region`` small APIs in each region (GET /health, AWS_IAM, a MOCK integration), locked to
+    ``allowed_role_arn`` with the expected policy, deployed to prod, and tagged for discovery
+    (access-auditor:allowed-roles). They are seeded straight into the emulator's state, as an account's
+    history would have left them: the quotas throttle what the auditor does, not the set-up of the world."""
+    from moto.apigateway.models import apigateway_backends
+
+    fleet = []
+    for region in regions:
+        backend = apigateway_backends[aws.account][region]
+        for n in range(per_region):
+            api = backend.create_rest_api(f"fleet-{region}-{n}", "", endpoint_configuration={"types": ["REGIONAL"]},  # type: ignore[arg-type]
+                                          tags={"access-auditor:allowed-roles": allowed_role_arn})  # type: ignore[arg-type]  # fmt: skip
+            ref = ApiRef(region, aws.account, api.id)
+            root = next(r for r in backend.get_resources(api.id) if r.get_path() == "/")
+            health = backend.create_resource(api.id, root.id, "health")
+            backend.put_method(api.id, health.id, "GET", "AWS_IAM")
+            backend.put_integration(api.id, health.id, "GET", "MOCK", uri="", integration_method="GET")
+            policy = json.dumps(render_expected_policy(ref, [allowed_role_arn]))
+            backend.update_rest_api(api.id, [{"op": "replace", "path": "/policy", "value": policy}])
+            backend.create_deployment(api.id, STAGE)
+            fleet.append(ref)
+    return fleet

@@ -48,13 +48,13 @@ class LocalAws:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str | None = None) -> Any:
         """A boto3 client bound to this local AWS (explicit endpoint and credentials: the process
         environment is left alone, so several local AWSes, and the caller's own settings, never mix)."""
         return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.endpoint,
-            region_name=self.region,
+            region_name=region or self.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )

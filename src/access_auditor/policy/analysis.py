@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from access_auditor.findings import Finding, Severity
+from access_auditor.findings import Category, Finding, Severity, finding, flagged
 from access_auditor.policy.document import ApiRef, Policy, canonicalize_policy, load_policy, parse_policy_text
 from access_auditor.policy.evaluator import unmodelled_elements
 from access_auditor.policy.expected import render_expected_policy
@@ -87,9 +87,8 @@ def analyse_policy(
     findings = verdict.findings
     if saved is None:
         findings.append(
-            Finding(
+            finding(
                 "POLICY_MISSING",
-                Severity.CRITICAL,
                 f"API {api.api_id} has no resource policy: any principal whose own IAM policy allows "
                 "execute-api:Invoke can call it, and NONE methods are public. Apply the expected policy "
                 "(access-auditor policy apply) and deploy the stage.",
@@ -98,16 +97,15 @@ def analyse_policy(
     else:
         verdict.structural_change = canonicalize_policy(saved) != canonicalize_policy(expected)
         findings.extend(
-            Finding("POLICY_NOT_MODELLED", Severity.MEDIUM, f"cannot prove equivalence: {element}")
+            finding("POLICY_NOT_MODELLED", f"cannot prove equivalence: {element}")
             for element in unmodelled_elements(saved)
         )
     findings.extend(_matrix_findings(callers.classes, verdict.expected, verdict.saved))
-    verdict.drift = any(f.severity != Severity.INFO for f in findings)
+    verdict.drift = flagged(findings, Category.DRIFT)
     if not verdict.drift and verdict.structural_change:
         findings.append(
-            Finding(
+            finding(
                 "POLICY_REWRITTEN",
-                Severity.INFO,
                 "the saved policy is written differently from the expected one but grants and denies exactly "
                 "the same access",
             )
@@ -137,9 +135,8 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
         if rest:
             (method, *_), before, after = rest[0]
             findings.append(
-                Finding(
+                finding(
                     "ACCESS_CHANGED",
-                    Severity.MEDIUM,
                     f"{caller.name}: access to {method} changed from {before.access.value} to "
                     f"{after.access.value}{_more(rest)}; {_why_allowed(after) if after.allowed_by or after.allow_reasons else _why_denied(after)}.",
                 )
@@ -166,9 +163,8 @@ def _weakened(caller: CallerClass, gained: list[tuple[Group, Cell, Cell]]) -> Fi
 def _locked_out(caller: CallerClass, lost: list[tuple[Group, Cell, Cell]]) -> Finding:
     (method, *_), _, cell = lost[0]
     how = "can no longer invoke" if cell.access == Access.DENIED else "can only under some conditions invoke"
-    return Finding(
+    return finding(
         "ALLOWED_ROLE_LOCKED_OUT",
-        Severity.HIGH,
         f"{caller.name} {how} {method}{_more(lost)}; {_why_denied(cell)}. Fix the statement or restore the "
         "expected policy, then deploy the stage.",
     )

@@ -1,0 +1,355 @@
+"""The checks: each is a unit that takes one target's Observation and returns findings, so that one check,
+or one API, can be run alone (by a test, the CLI or an event) without the rest of the run.
+
+An Observation reads each piece of state at most once per target and run (the stage, what is saved, the
+health call), whichever check asks first; so checks share reads without depending on each other's order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+import requests
+
+from access_auditor.aws.accessanalyzer import AnalyzerPort
+from access_auditor.aws.apigateway import ControlPlane, StageState, SweptApi
+from access_auditor.aws.cloudtrail import METHOD_EVENTS, POLICY_EVENTS, ChangeHistory
+from access_auditor.aws.credentials import CredentialSource
+from access_auditor.aws.pacing import QuotaWait
+from access_auditor.config import AuditConfig, Target
+from access_auditor.errors import AuditorError, CredentialsError, PolicyParseError
+from access_auditor.findings import Category, Finding, Severity, finding
+from access_auditor.policy.access_config import AccessConfig
+from access_auditor.policy.analysis import PolicyVerdict, check_policy
+from access_auditor.policy.matrix import OTHER_STAGE, Method
+from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
+
+T = TypeVar("T")
+
+
+class Scope(NamedTuple):
+    """Where a client works: clients, credentials and quotas are per account and region."""
+
+    account: str
+    region: str
+
+
+@dataclass
+class Memory:
+    """What a warm function keeps between runs. Losing it (a cold start) costs calls, never correctness."""
+
+    # Who made a pending change does not change while the change stays pending.
+    attributions: dict[tuple[str, ...], str] = field(default_factory=dict)
+    # Saved methods per target: (deployment id when read, monotonic time, methods).
+    saved_methods: dict[tuple[str, ...], tuple[str | None, float, tuple[Method, ...]]] = field(
+        default_factory=dict
+    )
+    deferred: set[tuple[str, ...]] = field(default_factory=set)  # audited first in the next run
+    target_seconds: float | None = None  # how long a target took, on average, last run
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything the audit talks to, injected. Factories take the Scope (account, region)."""
+
+    control_plane: Callable[[Scope], ControlPlane]
+    credentials: CredentialSource
+    session: requests.Session
+    history: Callable[[Scope], ChangeHistory] | None = None
+    analyzer: Callable[[Scope], AnalyzerPort] | None = None
+    memory: Memory = field(default_factory=Memory)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A target's time: its own slice of the run, never past the run's deadline (``time.monotonic()``)."""
+
+    deadline: float
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def call_budget(self, config: AuditConfig) -> float:
+        """One HTTP call: connect and the whole answer, within what the target has left."""
+        return min(config.connect_timeout + config.read_timeout, self.remaining())
+
+
+class AlreadyReported(AuditorError):
+    """A read another check already failed on (and reported): the check asking again is skipped."""
+
+
+class Observation:
+    """One target's state as this run sees it, each piece read once, on first use."""
+
+    def __init__(
+        self, target: Target, config: AuditConfig, ports: Ports, clock: Clock, swept: SweptApi | None = None
+    ) -> None:
+        self.target, self.config, self.ports, self.clock, self.swept = target, config, ports, clock, swept
+        self._memo: dict[str, Any] = {}
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.target.account, self.target.region)
+
+    def _once(self, name: str, read: Callable[[], T]) -> T:
+        if name in self._memo:
+            value = self._memo[name]
+            if isinstance(value, BaseException):
+                raise AlreadyReported(name) from value
+            return value  # type: ignore[no-any-return]
+        try:
+            self._memo[name] = read()
+        except AuditorError as exc:
+            self._memo[name] = exc
+            raise
+        return self._memo[name]  # type: ignore[no-any-return]
+
+    def plane(self) -> ControlPlane:
+        return self.ports.control_plane(self.scope)
+
+    def stage(self) -> StageState:
+        """GetStage; the deployment it names is read once per warm function (deployments never change)."""
+        return self._once("stage", lambda: self.plane().stage_state(self.target.api_id, self.target.stage))
+
+    def saved(self) -> AccessConfig:
+        """The saved policy (from the region's sweep when there was one, else GetRestApi) and methods
+        (GetResources, whose quota is the tightest: re-read when the stage's deployment changed, when
+        none were read yet, or when older than SAVED_METHODS_MAX_AGE)."""
+        return self._once("saved", self._read_saved)
+
+    def _read_saved(self) -> AccessConfig:
+        target, plane = self.target, self.plane()
+        policy = self.swept.policy if self.swept is not None else plane.get_policy(target.api_id)
+        stage = self._memo.get("stage")
+        deployment = stage.deployment_id if isinstance(stage, StageState) else None
+        known = self.ports.memory.saved_methods.get(target.key)
+        now = time.monotonic()
+        if known and known[0] == deployment and now - known[1] < self.config.saved_methods_max_age_s:
+            methods = known[2]
+        else:
+            methods = tuple(plane.list_methods(target.api_id, target.stage))
+            self.ports.memory.saved_methods[target.key] = (deployment, now, methods)
+        return AccessConfig(policy, methods)
+
+    def health(self) -> CallResult:
+        """The signed health call as the allowed role (raises CredentialsError without credentials)."""
+        return self._once(
+            "health", lambda: self.call(self.ports.credentials.credentials(self.target.assume_role_arn))
+        )
+
+    @property
+    def health_result(self) -> CallResult | None:
+        """The health call's answer if it was made."""
+        value = self._memo.get("health")
+        return value if isinstance(value, CallResult) else None
+
+    def call(self, credentials: Any) -> CallResult:
+        target, config = self.target, self.config
+        return make_call(self.ports.session, target.health_method, target.health_url, region=target.region,
+                         credentials=credentials, timeout=(config.connect_timeout, config.read_timeout),
+                         budget_s=self.clock.call_budget(config))  # fmt: skip
+
+
+class Skip(AuditorError):  # noqa: N818 - a signal, not a failure
+    """The check has nothing to say this run and covers nothing (it did not apply)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    step: str  # what a deadline finding says the audit was doing
+    covers: frozenset[Category]  # the categories whose metric this check vouches for when it completes
+    run: Callable[[Observation], list[Finding]]
+
+
+def _not_iam(state: AccessConfig) -> list[Method]:
+    return [m for m in state.methods if m.authorization_type != "AWS_IAM"]
+
+
+def _judge(obs: Observation, state: AccessConfig) -> PolicyVerdict:
+    """The verdict on one access config; raises PolicyParseError for an unreadable policy."""
+    target = obs.target
+    methods = list(state.methods)
+    analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
+    return check_policy(state.policy, target.api, target.allowed_roles, analysed)
+
+
+def live_policy(obs: Observation) -> list[Finding]:
+    """The verdict on what the stage serves: its deployment's policy and methods (PolicyDrift)."""
+    target, stage = obs.target, obs.stage()
+    if stage.deployed is None:
+        return [finding("STAGE_NOT_DEPLOYED", f"stage {target.stage} has no deployment, so nothing is live to "
+                        "judge; deploy it")]  # fmt: skip
+    found: list[Finding] = []
+    try:
+        live = _judge(obs, stage.deployed)
+    except PolicyParseError as exc:
+        live = None
+        found.append(finding("POLICY_UNREADABLE", f"the resource policy stage {target.stage} serves cannot be "
+                             f"read: {exc}"))  # fmt: skip
+    if live is not None:
+        found.extend(live.findings)
+        for m in _not_iam(stage.deployed):
+            found.append(finding("METHOD_NOT_IAM",
+                f"{m.http_method} {m.path} uses authorizationType {m.authorization_type} in the deployment stage "
+                f"{target.stage} serves: no IAM identity reaches the resource policy, so the allowed role is "
+                "locked out of it (and it is public if the policy goes). Set it to AWS_IAM and deploy the "
+                "stage."))  # fmt: skip
+        if obs.config.access_analyzer and obs.ports.analyzer and live.structural_change:
+            found.extend(_analyzer(obs.ports.analyzer(obs.scope), live, target))
+    if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:
+        found.append(finding("CANARY_DEPLOYMENT",
+            f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
+            f"{stage.canary_deployment_id}, which may serve another policy"))  # fmt: skip
+    return found
+
+
+def undeployed_change(obs: Observation) -> list[Finding]:
+    """Saved differs from deployed: what deploying it would do (UndeployedPolicyChange)."""
+    target, stage = obs.target, obs.stage()
+    if stage.deployed is None:
+        raise Skip("no deployment: STAGE_NOT_DEPLOYED says it")
+    saved = obs.saved()
+    if not saved.differs_from(stage.deployed, target.api):
+        return []
+    try:
+        live: PolicyVerdict | None = _judge(obs, stage.deployed)
+    except PolicyParseError:
+        live = None
+    try:
+        pending: PolicyVerdict | None = _judge(obs, saved)
+    except PolicyParseError:
+        pending = None
+    newly_not_iam = set(_not_iam(saved)) - set(_not_iam(stage.deployed))
+    if pending is None:
+        severity, effect = Severity.HIGH, "would make the live policy unreadable"
+    elif pending.weakened or newly_not_iam:
+        first = next((f.message for f in pending.findings if f.code == "ACCESS_WEAKENED"), None)
+        detail = first or ", ".join(
+            f"{m.http_method} {m.path} becomes {m.authorization_type}" for m in newly_not_iam
+        )
+        severity, effect = Severity.HIGH, f"would WEAKEN access: {detail}"
+    else:
+        live_drifted = live is None or live.drift or bool(_not_iam(stage.deployed))
+        pending_drifted = pending.drift or bool(_not_iam(saved))
+        if live_drifted and not pending_drifted:
+            severity, effect = Severity.MEDIUM, "would RESTORE the expected access"
+        elif not live_drifted and not pending_drifted:
+            severity, effect = Severity.LOW, "would not change who can invoke the API"
+        else:
+            first = next((f.message for f in pending.findings if f.severity != Severity.INFO), None)
+            effect = (f"would CHANGE access: {first}" if first else
+                      "would leave the methods that are not AWS_IAM as they are, and change nothing else")  # fmt: skip
+            severity = Severity.MEDIUM
+    what = " and ".join(
+        part
+        for part, changed in (
+            ("the resource policy", saved.policy_differs(stage.deployed, target.api)),
+            ("method authorization", saved.methods_differ(stage.deployed)),
+        )
+        if changed
+    )
+    return [finding("UNDEPLOYED_POLICY_CHANGE",
+        f"{what} saved on API {target.api_id} differs from what stage {target.stage} serves (deployment "
+        f"{stage.deployment_id}); it goes live with the next deployment, and deploying it {effect}", severity)]  # fmt: skip
+
+
+def attribution(obs: Observation) -> list[Finding]:
+    """Who made the pending change, from CloudTrail (once per pending change per warm function)."""
+    target, ports = obs.target, obs.ports
+    if not (obs.config.cloudtrail_lookup and ports.history):
+        raise Skip("CloudTrail lookups are off")
+    stage = obs.stage()
+    if stage.deployed is None or stage.deployed_at is None:
+        raise Skip("nothing deployed")
+    saved = obs.saved()
+    if not saved.differs_from(stage.deployed, target.api):
+        return []
+    names = POLICY_EVENTS if saved.policy_differs(stage.deployed, target.api) else METHOD_EVENTS
+    key = (*target.key, str(stage.deployment_id), repr(saved))
+    who = ports.memory.attributions.get(key)
+    if who is None:
+        try:
+            changes = ports.history(obs.scope).changes_since(target.api_id, stage.deployed_at, names)
+        except QuotaWait:
+            raise
+        except AuditorError as exc:
+            return [finding("ATTRIBUTION_FAILED",
+                f"CloudTrail could not say who changed API {target.api_id}: {exc}. The undeployed change is "
+                "reported regardless; grant cloudtrail:LookupEvents to name its author.")]  # fmt: skip
+        if not changes:
+            return [finding("CHANGED_BY", f"CloudTrail names no {'/'.join(names)} call on API {target.api_id} since "
+                            "the deployment")]  # fmt: skip
+        last = changes[0]
+        who = f"Changed by {last.actor} ({last.event_name} at {last.event_time:%Y-%m-%d %H:%M:%SZ})"
+        ports.memory.attributions[key] = who
+    return [finding("CHANGED_BY", f"{who}: the undeployed change to API {target.api_id}")]
+
+
+def health(obs: Observation) -> list[Finding]:
+    """The allowed role's signed health call (HealthCheckFailed)."""
+    try:
+        result = obs.health()
+    except CredentialsError as exc:
+        return [finding("CREDENTIALS_UNAVAILABLE", f"no credentials to sign the health call: {exc}")]
+    failure = health_finding(result, obs.target.expected_status, obs.target.health_url)
+    return [failure] if failure else []
+
+
+def probes(obs: Observation) -> list[Finding]:
+    """Negative probes (UnauthorizedCallAllowed): unsigned, and signed as the outsider role.
+
+    Only where the path is known to exist: API Gateway answers "Missing Authentication Token" for an unknown
+    path too, so only an answer that went past routing (a success, a policy or IAM refusal, an integration
+    error) makes an unsigned call's refusal mean "signature required"."""
+    target, url = obs.target, obs.target.health_url
+    try:
+        answer = obs.health()
+    except AlreadyReported as exc:
+        raise Skip("no health call: no probe can be placed") from exc
+    if answer.status is None or answer.missing_token:
+        return [finding("PROBES_NOT_RUN",
+            f"the negative probes were not run: the health call's answer does not show that {url} exists, so a "
+            "refusal would prove nothing; nobody is shown to be kept out this run")]  # fmt: skip
+    found: list[Finding] = []
+    _, unsigned = probe_finding(obs.call(None), "unsigned", url)
+    found += [unsigned] if unsigned else []
+    if target.outsider_role_arn:
+        try:
+            outsider = obs.ports.credentials.credentials(target.outsider_role_arn)
+        except CredentialsError as exc:
+            found.append(finding("OUTSIDER_ROLE_UNAVAILABLE", f"outsider probe skipped: {exc}"))
+        else:
+            _, signed = probe_finding(obs.call(outsider), "outsider", url)
+            found += [signed] if signed else []
+    return found
+
+
+def _analyzer(analyzer: AnalyzerPort, verdict: PolicyVerdict, target: Target) -> list[Finding]:
+    """Only on a structural change, so that a steady state costs no Access Analyzer checks."""
+    assert verdict.saved_document is not None  # a structural change needs a saved policy
+    try:
+        second = analyzer.cross_check(verdict.saved_document, verdict.expected_document, target.api)
+    except AuditorError as exc:
+        return [finding("ANALYZER_UNAVAILABLE", f"IAM Access Analyzer could not be asked ({exc}); the local "
+                        "verdict stands")]  # fmt: skip
+    summary = f"no new access: {second.no_new_access}, no public access: {second.no_public_access}"
+    if second.weakened != verdict.weakened:
+        return [finding("ANALYZER_DISAGREES",
+            f"IAM Access Analyzer ({summary}) disagrees with the local verdict (weakened: {verdict.weakened}); "
+            "review the policy by hand. " + "; ".join(second.reasons))]  # fmt: skip
+    return [finding("ANALYZER_AGREES", f"IAM Access Analyzer agrees ({summary})")]
+
+
+C = Category
+CHECKS = (
+    Check("live-policy", "reading the API and judging its policy", frozenset({C.DRIFT}), live_policy),
+    Check("undeployed", "comparing what is saved with what is deployed", frozenset({C.UNDEPLOYED}), undeployed_change),
+    Check("health", "calling the API", frozenset({C.HEALTH}), health),
+    Check("probes", "probing the API as outsiders", frozenset({C.EXPOSURE}), probes),
+    Check("attribution", "asking CloudTrail who changed it", frozenset(), attribution),
+)  # fmt: skip
+del C

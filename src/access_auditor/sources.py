@@ -1,0 +1,94 @@
+"""Where the targets come from: the configuration (explicit entries) and tag discovery, resolved once per run
+by sweeping each account and region with GetRestApis (500 APIs, their policies and tags, per call).
+
+The tag convention (values are space-separated, because tag values cannot hold commas):
+
+* ``access-auditor:allowed-roles``: the role ARNs the API must answer to (opting the API in);
+* ``access-auditor:stages``: the stages to audit (default: API_STAGE from the defaults, else every stage);
+* ``access-auditor:health-path``: the health call's path (default: HEALTH_PATH from the defaults).
+
+Whoever can tag an API can change what the auditor expects of it, so an explicit configuration entry for
+an API always wins over its tags, and ``discovery.apis`` can restrict tags to the APIs it lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
+from access_auditor.checks import Ports, Scope
+from access_auditor.config import AuditConfig, Target, discovered_target
+from access_auditor.errors import AuditorError, ConfigError
+from access_auditor.findings import Finding, finding
+
+ALLOWED_ROLES_TAG = TAG_PREFIX + "allowed-roles"
+STAGES_TAG = TAG_PREFIX + "stages"
+HEALTH_PATH_TAG = TAG_PREFIX + "health-path"
+
+
+@dataclass
+class Plan:
+    """This run's targets, what the sweeps said about each API, and findings about the plan itself (a region
+    that could not be swept, tags that make no valid target), each tied to a placeholder target."""
+
+    targets: list[Target] = field(default_factory=list)
+    swept: dict[tuple[str, str, str], SweptApi] = field(default_factory=dict)
+    problems: list[tuple[Target, Finding]] = field(default_factory=list)
+
+
+def placeholder(scope: Scope, api_id: str = "*", stage: str = "*") -> Target:
+    return Target(api_id=api_id, stage=stage, region=scope.region, account=scope.account, allowed_roles=())
+
+
+def plan_targets(config: AuditConfig, ports: Ports) -> Plan:
+    """Sweep every account and region that has a target or is discovered, then build the target list."""
+    plan = Plan(targets=list(config.targets))
+    explicit = {(t.account, t.region, t.api_id) for t in config.targets}
+    scopes = dict.fromkeys(Scope(t.account, t.region) for t in config.targets)
+    discovered = config.discovery.regions if config.discovery else ()
+    for region in discovered:
+        scopes[Scope(config.account, region)] = None
+    for scope in scopes:
+        try:
+            apis = ports.control_plane(scope).sweep()
+        except AuditorError as exc:
+            # Explicit targets still run (each reads its own policy); discovery in this region cannot.
+            if scope.region in discovered and scope.account == config.account:
+                plan.problems.append((placeholder(scope), finding("DISCOVERY_FAILED",
+                    f"GetRestApis in {scope.region} failed, so tagged APIs there are not audited this run: {exc}")))  # fmt: skip
+            continue
+        for api in apis:
+            plan.swept[(scope.account, scope.region, api.api_id)] = api
+            if (
+                scope.region in discovered
+                and scope.account == config.account
+                and ALLOWED_ROLES_TAG in api.tags
+            ) and (scope.account, scope.region, api.api_id) not in explicit:
+                _discover(config, ports, scope, api, plan)
+    return plan
+
+
+def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, plan: Plan) -> None:
+    assert config.discovery is not None
+    if config.discovery.apis is not None and api.api_id not in config.discovery.apis:
+        plan.problems.append((placeholder(scope, api.api_id), finding("TAG_IGNORED",
+            f"API {api.api_id} ({api.name}) carries {ALLOWED_ROLES_TAG} but discovery.apis does not list it, "
+            "so its tags configure nothing; add it to the list or remove the tag")))  # fmt: skip
+        return
+    try:
+        stages = api.tags.get(STAGES_TAG, "").split() or (
+            [config.defaults["API_STAGE"]] if config.defaults.get("API_STAGE") else None
+        )
+        if stages is None:
+            stages = ports.control_plane(scope).stages(api.api_id)
+    except AuditorError as exc:
+        plan.problems.append((placeholder(scope, api.api_id), finding("AUDIT_ERROR",
+            f"the stages of tagged API {api.api_id} could not be listed: {exc}")))  # fmt: skip
+        return
+    for stage in stages:
+        try:
+            plan.targets.append(discovered_target(config, api.api_id, scope.region, scope.account,
+                                                  api.tags[ALLOWED_ROLES_TAG], stage, api.tags.get(HEALTH_PATH_TAG, "")))  # fmt: skip
+        except ConfigError as exc:
+            plan.problems.append((placeholder(scope, api.api_id, stage), finding("TARGET_INVALID",
+                f"the tags of API {api.api_id} ({api.name}) make no valid target: {exc}")))  # fmt: skip

@@ -1,0 +1,133 @@
+"""Targets from the configuration and from tags: explicit entries win, the allow-list holds, a bad tag or a
+failed sweep loses nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from access_auditor.aws.apigateway import SweptApi
+from access_auditor.checks import Ports, Scope
+from access_auditor.config import load_config
+from access_auditor.errors import AwsCallError, ConfigError
+from access_auditor.sources import plan_targets
+
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
+OTHER = f"arn:aws:iam::{ACCOUNT}:role/other"
+
+
+class SweptPlane:
+    def __init__(self, apis: list[SweptApi], fail: bool = False) -> None:
+        self.apis, self.fail = apis, fail
+
+    def sweep(self) -> list[SweptApi]:
+        if self.fail:
+            raise AwsCallError("GetRestApis", "AccessDeniedException", "no")
+        return self.apis
+
+    def stages(self, api_id: str) -> list[str]:
+        return ["prod", "dev"]
+
+
+def plan(env: dict[str, str], planes: dict[str, SweptPlane]):  # type: ignore[no-untyped-def]
+    ports = Ports(
+        control_plane=lambda scope: planes[scope.region], credentials=None, session=requests.Session()
+    )  # type: ignore[arg-type,return-value]
+    return plan_targets(load_config(env), ports)
+
+
+def tagged(api_id: str, roles: str, **tags: str) -> SweptApi:
+    return SweptApi(api_id, f"name-{api_id}", None, {"access-auditor:allowed-roles": roles, **tags})
+
+
+BASE = {"AWS_REGION": "us-east-1", "API_ACCOUNT": ACCOUNT, "DISCOVERY_REGIONS": "us-east-1,eu-west-1"}
+
+
+def test_tagged_apis_become_targets_and_an_explicit_entry_wins(tmp_path: Path) -> None:
+    # GIVEN a configuration document naming api1 with ROLE only, and api1 tagged to also allow OTHER
+    document = tmp_path / "fleet.yaml"
+    document.write_text(f"targets:\n  - API_ID: api1\n    API_STAGE: prod\n    ALLOWED_ROLE_ARN: [{ROLE}]\n")
+    planes = {"us-east-1": SweptPlane([tagged("api1", f"{ROLE} {OTHER}"), tagged("api2", f"{ROLE} {OTHER}"),
+                                       SweptApi("api3", "untagged", None, {})]),
+              "eu-west-1": SweptPlane([tagged("api4", ROLE, **{"access-auditor:stages": "live"})])}  # fmt: skip
+    result = plan({**BASE, "CONFIG_FILE": str(document)}, planes)
+    targets = {(t.api_id, t.stage): t for t in result.targets}
+    # THEN the entry's expectation stands for api1; api2 has its tag's roles on every stage; api3 is not opted
+    # in; api4 has its tagged stage
+    assert targets[("api1", "prod")].allowed_roles == (ROLE,) and targets[("api1", "prod")].source == "config"
+    assert targets[("api2", "prod")].allowed_roles == (ROLE, OTHER) and ("api2", "dev") in targets
+    assert ("api3", "prod") not in targets and ("api4", "live") in targets and not result.problems
+
+
+def test_the_allow_list_ignores_other_tags_and_a_bad_tag_is_one_finding() -> None:
+    document = {"discovery": {"regions": ["us-east-1"], "apis": ["api1", "api2"]}}
+    planes = {
+        "us-east-1": SweptPlane([tagged("api1", ROLE), tagged("api2", "not-an-arn"), tagged("api9", ROLE)])
+    }
+    env = {**BASE, "DISCOVERY_REGIONS": "", "AUDIT_TARGETS": "", "CONFIG_PARAMETER": "/fleet"}
+    ports = Ports(
+        control_plane=lambda scope: planes[scope.region], credentials=None, session=requests.Session()
+    )  # type: ignore[arg-type,return-value]
+    result = plan_targets(load_config(env, lambda name: json.dumps(document)), ports)
+    assert [t.api_id for t in result.targets] == ["api1", "api1"]
+    problems = {t.api_id: f.code for t, f in result.problems}
+    assert problems == {"api2": "TARGET_INVALID", "api9": "TAG_IGNORED"}
+
+
+def test_a_region_that_cannot_be_swept_is_a_finding_and_the_other_region_still_counts() -> None:
+    planes = {"us-east-1": SweptPlane([], fail=True), "eu-west-1": SweptPlane([tagged("api4", ROLE)])}
+    result = plan(BASE, planes)
+    assert [t.api_id for t in result.targets] == ["api4", "api4"]
+    [(where, problem)] = result.problems
+    assert (
+        problem.code == "DISCOVERY_FAILED"
+        and where.region == "us-east-1"
+        and "AccessDenied" in problem.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        (
+            "targets:\n  - API_ID: abc\n    API_STAGE: prod\n    HEALTH_PAHT: /x\n",
+            "targets[0]: unknown setting(s) HEALTH_PAHT",
+        ),
+        (
+            "targets:\n  - API_ID: abc\n    API_STAGE: prod\n    ALLOWED_ROLE_ARN: [nope]\n",
+            "targets[0].ALLOWED_ROLE_ARN",
+        ),
+        ("defaults: {API_STAGE: 7}\n", "defaults.API_STAGE: expected a string"),
+        ("discovery: {regions: [mars-1]}\n", "discovery.regions"),
+        ("target: []\n", "unknown key(s) target"),
+        ("[: nope", "neither JSON nor YAML"),
+    ],
+)
+def test_a_bad_configuration_document_names_the_entry_and_field(
+    tmp_path: Path, document: str, named: str
+) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(document)
+    with pytest.raises(ConfigError) as info:
+        load_config({**BASE, "DISCOVERY_REGIONS": "", "CONFIG_FILE": str(path), "ALLOWED_ROLE_ARN": ROLE})
+    assert named in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_documented_example_matches_the_schema() -> None:
+    import jsonschema
+    import yaml
+
+    from access_auditor.config import target_schema
+
+    example = Path(__file__).parents[2] / "events" / "fleet.yaml"
+    document = yaml.safe_load(example.read_text())
+    jsonschema.validate(document, target_schema())
+    load_config({"AWS_REGION": "us-east-1", "API_ACCOUNT": ACCOUNT, "CONFIG_FILE": str(example)})
+
+
+def test_scopes_key_clients_by_account_and_region() -> None:
+    assert Scope(ACCOUNT, "us-east-1") != Scope("210987654321", "us-east-1")
