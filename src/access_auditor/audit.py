@@ -132,8 +132,9 @@ def run_audit(config: AuditConfig, ports: Ports, budget_s: float) -> list[Target
 
     The targets come from the configuration and tag discovery (one sweep per account and region). Those
     deferred last run go first. Workers are as many as it takes to finish the live calls in the time the
-    control-plane quota share needs anyway (at most MAX_WORKERS), unless MAX_CONCURRENCY caps them. Each
-    target gets a fair slice of the run. A target the quota share or the deadline leaves no room for is
+    control-plane quota share needs anyway (at most MAX_WORKERS), unless MAX_CONCURRENCY caps them. A
+    target's control-plane calls wait for their quota within the run; its live calls get a fair slice of the
+    run, so a slow endpoint never starves another. A target the quota share or the deadline leaves no room for is
     deferred (AUDIT_DEFERRED, not an error) and goes first next run; a target still busy at the deadline
     keeps what it established and gets AUDIT_DEADLINE naming the step it was in.
     """
@@ -157,8 +158,9 @@ def run_audit(config: AuditConfig, ports: Ports, budget_s: float) -> list[Target
             _defer(result, "the run's time was used up before it could start")
             return
         swept = plan.swept.get((result.target.account, result.target.region, result.target.api_id))
-        clock = Clock(min(run_deadline, now + share))
-        audit_target(result, Observation(result.target, config, ports, clock, swept), stop=stop)
+        observation = Observation(result.target, config, ports, Clock(run_deadline), swept, share_s=share,
+                                  quota_deadline=run_deadline - min(MIN_TARGET_SECONDS, budget_s / 4))  # fmt: skip
+        audit_target(result, observation, stop=stop)
 
     executor = ThreadPoolExecutor(max_workers=workers)
     futures = [executor.submit(audit, result) for result in results]
@@ -216,7 +218,7 @@ def audit_target(
     even if a later one never ends. Never raises: every failure becomes a finding."""
     started = time.monotonic()
     done: list[str] = []
-    with deadline(obs.clock.deadline):
+    with deadline(obs.quota_deadline):
         for check in checks:
             if (stop is not None and stop.is_set()) or obs.clock.remaining() <= 0:
                 result.findings.append(finding("AUDIT_DEADLINE",

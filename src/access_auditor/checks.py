@@ -85,10 +85,29 @@ class Observation:
     """One target's state as this run sees it, each piece read once, on first use."""
 
     def __init__(
-        self, target: Target, config: AuditConfig, ports: Ports, clock: Clock, swept: SweptApi | None = None
+        self,
+        target: Target,
+        config: AuditConfig,
+        ports: Ports,
+        clock: Clock,
+        swept: SweptApi | None = None,
+        share_s: float | None = None,
+        quota_deadline: float | None = None,
     ) -> None:
+        """``clock`` bounds everything; control-plane calls wait for their quota until ``quota_deadline``
+        (default: the clock's), which leaves the live calls time to finish; ``share_s``, when given, is this
+        target's fair slice for its live calls, counted from the first of them."""
         self.target, self.config, self.ports, self.clock, self.swept = target, config, ports, clock, swept
+        self.quota_deadline = quota_deadline if quota_deadline is not None else clock.deadline
+        self._share_s = share_s
+        self._live: Clock | None = None
         self._memo: dict[str, Any] = {}
+
+    def live_clock(self) -> Clock:
+        if self._live is None:
+            slice_end = time.monotonic() + self._share_s if self._share_s is not None else self.clock.deadline
+            self._live = Clock(min(self.clock.deadline, slice_end))
+        return self._live
 
     @property
     def scope(self) -> Scope:
@@ -150,7 +169,7 @@ class Observation:
         target, config = self.target, self.config
         return make_call(self.ports.session, target.health_method, target.health_url, region=target.region,
                          credentials=credentials, timeout=(config.connect_timeout, config.read_timeout),
-                         budget_s=self.clock.call_budget(config))  # fmt: skip
+                         budget_s=self.live_clock().call_budget(config))  # fmt: skip
 
 
 class Skip(AuditorError):  # noqa: N818 - a signal, not a failure

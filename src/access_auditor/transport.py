@@ -174,7 +174,7 @@ def new_session(retries: int = 2) -> requests.Session:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = _Adapter(max_retries=retry, pool_maxsize=16)
+    adapter = _Adapter(max_retries=retry, pool_maxsize=32)  # one per audit worker at most (audit.MAX_WORKERS)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

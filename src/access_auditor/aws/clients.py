@@ -21,6 +21,7 @@ CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     connect_timeout=3,
     read_timeout=10,
+    max_pool_connections=32,  # one per audit worker at most (audit.MAX_WORKERS)
     user_agent_extra="apigw-access-auditor",
 )
 
