@@ -105,6 +105,15 @@ class TargetResult:
                 values[category.metric] = int(value)
         return values
 
+    def raised_by(self) -> dict[str, str]:
+        """Per metric at 1, the first finding that raised it ("CODE: message")."""
+        reasons: dict[str, str] = {}
+        for f in self.findings:
+            for category in f.categories:
+                if category.metric and category.metric not in reasons:
+                    reasons[category.metric] = f"{f.code}: {f.message}"
+        return reasons
+
     def summary(self) -> dict[str, Any]:
         call = self.call
         return {
@@ -123,6 +132,8 @@ class TargetResult:
             "undeployedPolicyChange": self.undeployed_change,
             "requestId": call.request_id if call else None,
             "errorType": call.error_type if call else None,
+            "flags": self.metric_values(),  # what the alarms saw from this target; the notifications query it
+            "raisedBy": self.raised_by(),
             "findings": [f.as_dict() for f in self.findings],
         }
 

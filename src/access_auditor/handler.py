@@ -48,6 +48,8 @@ def _config() -> AuditConfig:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Audit every configured target; return ``{"ok", "targets": [...]}``. Never raises for audit outcomes:
     a failed call, drift or an unreadable API is reported in the result, the logs and the metrics."""
+    if isinstance(event, dict) and event.get("source") == "aws.cloudwatch":
+        return _notify(event, context)
     if isinstance(event, dict) and event.get("correlationId"):
         logger.set_correlation_id(str(event["correlationId"]))
     try:
@@ -72,3 +74,37 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"ok": False, "error": f"internal error: {type(exc).__name__}", "targets": []}
     summaries = [r.summary() for r in results]
     return {"ok": all(r.ok for r in results), "targets": summaries}
+
+
+def _notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An alarm went to ALARM: publish which APIs raised it (notify.py)."""
+    import time
+
+    from access_auditor.aws.clients import make_client
+    from access_auditor.aws.logs import LogsInsights
+    from access_auditor.notify import AlarmChange, notify
+
+    change = AlarmChange.from_event(event)
+    if change is None:
+        logger.debug(
+            "an aws.cloudwatch event that is not an alarm state change",
+            extra={"detailType": event.get("detail-type")},
+        )
+        return {"ok": True, "notified": False}
+    try:
+        topic = os.environ["ALARM_TOPIC_ARN"]
+        group = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        period = int(os.environ.get("ALARM_PERIOD_SECONDS", "300"))
+        region = os.environ.get("AWS_REGION", "us-east-1")
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        deadline = time.monotonic() + ((remaining() - 3000) / 1000 if remaining else DEFAULT_BUDGET_S)
+        sns = make_client("sns", region)
+        publish = lambda subject, message: sns.publish(TopicArn=topic, Subject=subject, Message=message)  # noqa: E731
+        subject, _ = notify(
+            change, LogsInsights(make_client("logs", region)), publish, group, period, deadline
+        )
+    except Exception as exc:  # the alarm still reaches people through the function's Errors alarm
+        logger.error("the alarm notification failed", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
+        raise
+    logger.info("alarm notification published", extra={"alarm": change.alarm, "subject": subject})
+    return {"ok": True, "notified": True, "subject": subject}

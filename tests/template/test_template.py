@@ -242,3 +242,33 @@ def test_the_readme_findings_table_is_the_registry() -> None:
     assert readme[readme.index(begin) + len(begin) : readme.index(end)] == markdown_table(), (
         "the README's findings table differs from findings.py: paste `access-auditor findings --markdown`"
     )
+
+
+def test_every_alarm_reaches_the_topic_directly_or_through_the_notifier() -> None:
+    from access_auditor.local_aws.alarms import resolver
+    from access_auditor.local_aws.events import alarm_state_change, matches
+
+    template = load_template(TEMPLATE)
+    resources = template["Resources"]
+    alarms = [name for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    arns = {name: f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}" for name in alarms}
+    rule = resources["AuditorFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"]["Pattern"]
+    pattern = resolver(template, attributes={f"{n}.Arn": a for n, a in arns.items()})(rule)
+    for name in alarms:
+        raised = alarm_state_change(
+            name, arns[name], "m", "n", {}, "ALARM", "OK", "r", "123456789012", "us-east-1"
+        )
+        cleared = alarm_state_change(
+            name, arns[name], "m", "n", {}, "OK", "ALARM", "r", "123456789012", "us-east-1"
+        )
+        direct = resources[name]["Properties"].get("AlarmActions")
+        # THEN each ALARM goes one way only (never twice, never nowhere), and OK never wakes the function
+        assert bool(direct) != matches(pattern, raised), name
+        assert not matches(pattern, cleared), name
+    # the per-API alarms are the ones the function names APIs for
+    from access_auditor.findings import Category
+
+    per_api = {template_alarm.name for template_alarm in template_alarms(template)
+               if template_alarm.metric in {c.metric for c in Category}}  # fmt: skip
+    assert {n for n in alarms if matches(pattern, alarm_state_change(n, arns[n], "m", "n", {}, "ALARM", "OK", "r",
+                                                                       "123456789012", "us-east-1"))} == per_api  # fmt: skip

@@ -86,8 +86,12 @@ def resolver(
         return bool(resolve(conditions[name]))
 
     def resolve(value: Any) -> Any:
-        if not isinstance(value, dict) or len(value) != 1:
-            return value if not isinstance(value, list) else [resolve(v) for v in value]
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::", "Condition")):
+            return {k: resolve(v) for k, v in value.items()}
         ((key, arg),) = value.items()
         if key == "Ref":
             return str(params.get(arg, arg))
@@ -215,6 +219,7 @@ class FunctionSpec:
     memory_mb: int
     service: str
     namespace: str
+    log_group: str = ""
 
 
 def function_spec(template: dict[str, Any], logical_id: str = "AuditorFunction") -> FunctionSpec:
@@ -234,4 +239,7 @@ def function_spec(template: dict[str, Any], logical_id: str = "AuditorFunction")
         memory_mb=int(value(props["MemorySize"])),
         service=value(variables["POWERTOOLS_SERVICE_NAME"]),
         namespace=value(variables["POWERTOOLS_METRICS_NAMESPACE"]),
+        log_group=value(
+            template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]["LogGroupName"]
+        ),
     )

@@ -10,13 +10,23 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
-from access_auditor.local_aws.alarms import Datapoint, evaluate, load_template, resolver, template_alarms
+from access_auditor.local_aws.alarms import (
+    Alarm,
+    Datapoint,
+    evaluate,
+    load_template,
+    resolver,
+    template_alarms,
+)
+from access_auditor.local_aws.events import alarm_state_change, matches
 from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
 from access_auditor.local_aws.sample import (
@@ -57,6 +67,8 @@ class World:
         self.sample: SampleApi = create_sample_api(aws)
         self.fleet: list[ApiRef] = []
         self.history: list[list[Datapoint]] = []  # one period per scheduled run, for the alarms
+        self.states: dict[str, str] = {}  # each alarm's state, to see it change
+        self.topic = aws.client("sns").create_topic(Name="apigw-access-auditor-alarms")["TopicArn"]
 
     def deploy(self) -> None:
         deploy(self.apigw, self.sample.api_id)
@@ -85,7 +97,11 @@ class World:
         grant_invoke(self.iam, self.sample.allowed_role_arn.rsplit("/", 1)[1], f"{self.sample.api.arn}/*")
 
     def function_env(self) -> dict[str, str]:
-        env = {**auditor_env(self.aws, self.sample), "CLOUDTRAIL_LOOKUP": "true"}
+        env = {
+            **auditor_env(self.aws, self.sample),
+            "CLOUDTRAIL_LOOKUP": "true",
+            "ALARM_TOPIC_ARN": self.topic,
+        }
         if (
             self.fleet
         ):  # the template's Discovery=true, DiscoveryRegions; execute-api served by the local gateway
@@ -223,9 +239,11 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             for _ in range(RUNS_PER_SCENARIO):
                 invocation = invoke_auditor(world.function_env())
                 world.history.append(invocation.points)
-            firing = {a.name for a in alarms if evaluate(a, *world.history) == "ALARM"}
+            states = {a.name: evaluate(a, *world.history) for a in alarms}
+            firing = {name for name, state in states.items() if state == "ALARM"}
             report = _report_fleet if scenario.fleet else _report
             failures += report(out, paint, number, scenario, invocation, firing)
+            failures += _notifications(out, paint, world, alarms, states)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
@@ -263,6 +281,52 @@ def _report(
         f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
     )
     return _verdict(out, paint, scenario, codes, firing)
+
+
+def _notifications(
+    out: TextIO, paint: Painter, world: World, alarms: list[Alarm], states: dict[str, str]
+) -> int:
+    """Deliver each alarm's change to ALARM as EventBridge would (the template's AlarmRaised rule, its
+    pattern read from template.yaml), invoke the function with it, and show what it published."""
+    from moto.sns.models import sns_backends
+
+    template = load_template(TEMPLATE)
+    arns = {
+        a.name: f"arn:aws:cloudwatch:{world.aws.region}:{world.aws.account}:alarm:{a.name}" for a in alarms
+    }
+    rule = template["Resources"]["AuditorFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"][
+        "Pattern"
+    ]
+    pattern = resolver(template, attributes={f"{name}.Arn": arn for name, arn in arns.items()})(rule)
+    topic = sns_backends[world.aws.account][world.aws.region].topics[world.topic]
+    failures = 0
+    for alarm in alarms:
+        before, after = world.states.get(alarm.name, "OK"), states[alarm.name]
+        world.states[alarm.name] = after
+        event = alarm_state_change(alarm.name, arns[alarm.name], alarm.metric, alarm.namespace, dict(alarm.dimensions),
+                                   after, before, f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}",
+                                   world.aws.account, world.aws.region)  # fmt: skip
+        if after == before or not matches(pattern, event):
+            continue
+        sent = len(topic.sent_notifications)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+            json.dump(event, file)
+        run = invoke_auditor(world.function_env(), event=Path(file.name))
+        Path(file.name).unlink()
+        if run.error or len(topic.sent_notifications) == sent:
+            out.write(
+                paint(
+                    f"      {alarm.name}: no notification was published ({run.error or run.result})\n", "red"
+                )
+            )
+            failures += 1
+            continue
+        _, message, subject, *_ = topic.sent_notifications[-1]
+        out.write(f"      notification to the alarm topic: {paint(subject or '', 'bold')}\n")
+        for line in message.splitlines():
+            if line.startswith("- "):
+                out.write("        " + textwrap.shorten(line, 110) + "\n")
+    return failures
 
 
 def per_api_query() -> str:

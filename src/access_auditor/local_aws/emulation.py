@@ -10,6 +10,8 @@
 * CloudTrail event history records every API Gateway call, reads included (``ReadOnly`` true), per account
   and region; LookupEvents takes one lookup attribute, answers newest first, 50 events a page with a
   NextToken;
+* CloudWatch Logs Insights answers StartQuery with the subset the product uses (``insights``), over the
+  JSON log lines Lambda shipped;
 * quotas throttle, per account and region, as AWS documents them ("Amazon API Gateway quotas": about 10
   control-plane calls a second, burst 40, GetResources 5 every 2 seconds; CloudTrail: LookupEvents 2 a
   second). A throttled call gets API Gateway's 429 TooManyRequestsException (CloudTrail's
@@ -31,6 +33,7 @@ from moto.apigateway.exceptions import BadRequestException
 from moto.apigateway.responses import APIGatewayResponse
 from moto.cloudtrail.responses import CloudTrailResponse
 from moto.core.exceptions import JsonRESTError
+from moto.logs import models as logs_models
 
 from access_auditor.policy.document import ApiRef
 
@@ -197,6 +200,31 @@ def install() -> None:
     APIGatewayResponse.get_rest_apis = get_rest_apis  # type: ignore[method-assign]
     APIGatewayResponse.call_action = call_action  # type: ignore[method-assign]
     CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
+    logs_models.execute_query = _execute_query  # type: ignore[attr-defined]
+
+
+def _execute_query(log_groups: list[Any], query: str, start_time: int, end_time: int) -> list[dict[str, Any]]:
+    from access_auditor.local_aws.insights import run_query
+
+    records = []
+    for group in log_groups:
+        for stream in group.streams.values():
+            for event in stream.events:
+                if (
+                    start_time
+                    and event.timestamp < start_time * 1000
+                    or end_time
+                    and event.timestamp > end_time * 1000
+                ):
+                    continue
+                try:
+                    record = json.loads(event.message)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    records.append({**record, "timestamp": event.timestamp})
+    records.sort(key=lambda r: r["timestamp"])
+    return [{k: "" if v is None else v for k, v in row.items()} for row in run_query(query, records)]
 
 
 def stored_form(text: str, api: ApiRef) -> str:

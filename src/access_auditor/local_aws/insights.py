@@ -1,8 +1,9 @@
 """The part of CloudWatch Logs Insights the dashboard's per-API widget uses, run over captured log records,
 so that the demo shows that widget's table from the query written in template.yaml (never a copy of it).
 
-Supported: ``filter FIELD = "text"``, ``stats latest(F) as A, max(F) as B, ... by F as X, ...`` and
-``sort A asc|desc, ...``. Fields are dotted paths into the JSON record; ``@timestamp`` is its timestamp.
+Supported: ``filter F = "text" and G = 1``, ``stats latest(F) as A, max(F) as B, ... by F as X, ...``,
+``sort A asc|desc, ...`` and ``limit N``. Fields are dotted paths into the JSON record; ``@timestamp`` is its
+timestamp. The local AWS answers StartQuery with it too (``emulation``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def run_query(query: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]
     for command in (part.strip() for part in query.split("|")):
         verb, _, rest = command.partition(" ")
         if verb == "filter":
-            field, text = re.fullmatch(r'\s*(\S+)\s*=\s*"(.*)"\s*', rest).groups()  # type: ignore[union-attr]
-            rows = [r for r in rows if _field(r, field) == text]
+            for condition in re.split(r"\s+and\s+", rest.strip()):
+                field, raw = re.fullmatch(r'\s*(\S+)\s*=\s*(".*"|[\w.-]+)\s*', condition).groups()  # type: ignore[union-attr]
+                wanted: Any = raw[1:-1] if raw.startswith('"') else _literal(raw)
+                rows = [r for r in rows if _field(r, field) == wanted]
+        elif verb == "limit":
+            rows = rows[: int(rest)]
         elif verb == "stats":
             rows = _stats(rest, rows)
         elif verb == "sort":
@@ -42,6 +47,15 @@ def run_query(query: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]
         elif verb:
             raise ValueError(f"the local Logs Insights does not know {verb!r}")
     return rows
+
+
+def _literal(text: str) -> Any:
+    if text in {"true", "false"}:
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def _stats(spec: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,71 @@
+"""EventBridge as the local AWS needs it: a rule's event pattern matched against an event, with the rules
+as AWS's "Event patterns" page writes them (values are lists of alternatives, objects descend into the
+event; ``prefix``, ``anything-but`` and ``exists`` filters), and the alarm state change event CloudWatch
+delivers ("Alarm events and EventBridge")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+
+def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether ``event`` matches ``pattern``: every field of the pattern must match."""
+    for key, wanted in pattern.items():
+        present = key in event
+        value = event.get(key)
+        if isinstance(wanted, dict):
+            if not isinstance(value, dict) or not matches(wanted, value):
+                return False
+        elif not _any_of(wanted, value, present):
+            return False
+    return True
+
+
+def _any_of(alternatives: list[Any], value: Any, present: bool) -> bool:
+    values = value if isinstance(value, list) else [value]
+    for alternative in alternatives:
+        if isinstance(alternative, dict):
+            ((operator, argument),) = alternative.items()
+            if operator == "exists":
+                if present == bool(argument):
+                    return True
+            elif operator == "prefix":
+                if present and any(isinstance(v, str) and v.startswith(argument) for v in values):
+                    return True
+            elif operator == "anything-but":
+                excluded = argument if isinstance(argument, list) else [argument]
+                if present and all(v not in excluded for v in values):
+                    return True
+            else:
+                raise ValueError(f"the local EventBridge does not know the {operator!r} filter")
+        elif present and alternative in values:
+            return True
+    return False
+
+
+def alarm_state_change(alarm: str, arn: str, metric: str, namespace: str, dimensions: dict[str, str], state: str,
+                       previous: str, reason: str, account: str, region: str) -> dict[str, Any]:  # fmt: skip
+    """The event CloudWatch sends EventBridge when a single-metric alarm changes state."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": account,
+        "time": now[:19] + "Z",
+        "region": region,
+        "resources": [arn],
+        "detail": {
+            "alarmName": alarm,
+            "state": {"value": state, "reason": reason, "timestamp": now},
+            "previousState": {"value": previous, "timestamp": now},
+            "configuration": {
+                "metrics": [{"id": str(uuid.uuid4()), "returnData": True, "metricStat": {
+                    "metric": {"namespace": namespace, "name": metric, "dimensions": dimensions},
+                    "period": 300, "stat": "Maximum"}}],
+            },
+        },
+    }  # fmt: skip
