@@ -7,6 +7,7 @@ health call), whichever check asks first; so checks share reads without dependin
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class Memory:
         default_factory=dict
     )
     deferred: set[tuple[str, ...]] = field(default_factory=set)  # audited first in the next run
+    # Per account and region: until when CloudTrail was asked which APIs' methods changed.
+    method_lookups: dict[Scope, dt.datetime] = field(default_factory=dict)
     target_seconds: float | None = None  # how long a target took, on average, last run
 
 
@@ -93,12 +96,16 @@ class Observation:
         swept: SweptApi | None = None,
         share_s: float | None = None,
         quota_deadline: float | None = None,
+        methods_changed: bool = False,
     ) -> None:
         """``clock`` bounds everything; control-plane calls wait for their quota until ``quota_deadline``
         (default: the clock's), which leaves the live calls time to finish; ``share_s``, when given, is this
         target's fair slice for its live calls, counted from the first of them."""
         self.target, self.config, self.ports, self.clock, self.swept = target, config, ports, clock, swept
         self.quota_deadline = quota_deadline if quota_deadline is not None else clock.deadline
+        self.methods_changed = (
+            methods_changed  # CloudTrail saw a method write to this API since the last look
+        )
         self._share_s = share_s
         self._live: Clock | None = None
         self._memo: dict[str, Any] = {}
@@ -136,7 +143,8 @@ class Observation:
     def saved(self) -> AccessConfig:
         """The saved policy (from the region's sweep when there was one, else GetRestApi) and methods
         (GetResources, whose quota is the tightest: re-read when the stage's deployment changed, when
-        none were read yet, or when older than SAVED_METHODS_MAX_AGE)."""
+        CloudTrail shows a method write to the API, when none were read yet, or when older than
+        SAVED_METHODS_MAX_AGE)."""
         return self._once("saved", self._read_saved)
 
     def _read_saved(self) -> AccessConfig:
@@ -146,7 +154,8 @@ class Observation:
         deployment = stage.deployment_id if isinstance(stage, StageState) else None
         known = self.ports.memory.saved_methods.get(target.key)
         now = time.monotonic()
-        if known and known[0] == deployment and now - known[1] < self.config.saved_methods_max_age_s:
+        fresh = now - known[1] < self.config.saved_methods_max_age_s if known else False
+        if known and known[0] == deployment and fresh and not self.methods_changed:
             methods = known[2]
         else:
             methods = tuple(plane.list_methods(target.api_id, target.stage))

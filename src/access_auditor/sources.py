@@ -13,14 +13,21 @@ an API always wins over its tags, and ``discovery.apis`` can restrict tags to th
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from dataclasses import dataclass, field
 
 from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
+from access_auditor.aws.cloudtrail import METHOD_EVENTS
 from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, Target, discovered_target
 from access_auditor.errors import AuditorError, ConfigError
 from access_auditor.findings import Finding, finding
 
+log = logging.getLogger(__name__)
+# CloudTrail delivers an event to event history within minutes, not at once ("typically within 5 minutes",
+# not guaranteed): each lookup reaches back this far before the previous one.
+DELIVERY_LAG = dt.timedelta(minutes=15)
 ALLOWED_ROLES_TAG = TAG_PREFIX + "allowed-roles"
 STAGES_TAG = TAG_PREFIX + "stages"
 HEALTH_PATH_TAG = TAG_PREFIX + "health-path"
@@ -33,6 +40,7 @@ class Plan:
 
     targets: list[Target] = field(default_factory=list)
     swept: dict[tuple[str, str, str], SweptApi] = field(default_factory=dict)
+    methods_changed: set[tuple[str, str, str]] = field(default_factory=set)  # (account, region, api)
     problems: list[tuple[Target, Finding]] = field(default_factory=list)
 
 
@@ -49,6 +57,7 @@ def plan_targets(config: AuditConfig, ports: Ports) -> Plan:
     for region in discovered:
         scopes[Scope(config.account, region)] = None
     for scope in scopes:
+        _method_writes(config, ports, scope, plan)
         try:
             apis = ports.control_plane(scope).sweep()
         except AuditorError as exc:
@@ -66,6 +75,26 @@ def plan_targets(config: AuditConfig, ports: Ports) -> Plan:
             ) and (scope.account, scope.region, api.api_id) not in explicit:
                 _discover(config, ports, scope, api, plan)
     return plan
+
+
+def _method_writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) -> None:
+    """Which APIs' methods were written since the last look (CloudTrail, one LookupEvents per method event
+    name for the whole region), so that only those re-read their saved methods. The first run of a warm
+    function reads every API's methods anyway; a failed lookup leaves SAVED_METHODS_MAX_AGE as the bound."""
+    if not (config.cloudtrail_lookup and ports.history):
+        return
+    now = dt.datetime.now(dt.UTC)
+    last = ports.memory.method_lookups.get(scope)
+    if last is None:
+        ports.memory.method_lookups[scope] = now
+        return
+    try:
+        changes = ports.history(scope).changes_since(None, last - DELIVERY_LAG, METHOD_EVENTS)
+    except AuditorError as exc:
+        log.warning("CloudTrail could not say which APIs' methods changed in %s: %s", scope.region, exc)
+        return
+    plan.methods_changed |= {(scope.account, scope.region, c.api_id) for c in changes}
+    ports.memory.method_lookups[scope] = now
 
 
 def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, plan: Plan) -> None:

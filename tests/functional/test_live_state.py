@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from access_auditor.audit import run_audit
 from access_auditor.config import load_config
 from access_auditor.local_aws.invoke import invoke_auditor
-from access_auditor.local_aws.sample import save_policy
+from access_auditor.local_aws.sample import add_method, save_policy
 from access_auditor.wiring import build_ports
 from tests.functional.test_handler import metric
 from tests.harness import Harness
@@ -123,3 +123,44 @@ def test_local_cloudtrail_pages_newest_first_and_throttles_like_cloudtrail(harne
     with pytest.raises(ClientError) as info:
         trail.lookup_events(LookupAttributes=by_read, NextToken=first["NextToken"])
     assert info.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+@pytest.mark.parametrize("cloudtrail", [True, False])
+def test_a_warm_auditor_sees_an_undeployed_method_change_through_cloudtrail(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, cloudtrail: bool
+) -> None:
+    # GIVEN a warm auditor that has read the saved methods once (they are then trusted for an hour)
+    env = harness.function_env(CLOUDTRAIL_LOOKUP=str(cloudtrail).lower())
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    ):
+        monkeypatch.setenv(name, env[name])
+    config, ports = load_config(env), build_ports()
+    [first] = run_audit(config, ports, budget_s=30)
+    # WHEN POST /items is switched to NONE and saved, not deployed
+    apigw = harness.aws.client("apigateway")
+    items = next(
+        r for r in apigw.get_resources(restApiId=harness.sample.api_id)["items"] if r["path"] == "/items"
+    )
+
+    def set_post(authorization: str) -> None:
+        apigw.delete_method(restApiId=harness.sample.api_id, resourceId=items["id"], httpMethod="POST")
+        add_method(apigw, harness.sample.api_id, items["id"], "POST", authorization)
+
+    set_post("NONE")
+    try:
+        [second] = run_audit(config, ports, budget_s=30)
+    finally:
+        set_post("AWS_IAM")
+    # THEN with CloudTrail the next run re-reads that API's methods and reports what deploying would do;
+    # without it the change waits for SAVED_METHODS_MAX_AGE (the documented bound)
+    assert not first.undeployed_change
+    pending = [f.message for f in second.findings if f.code == "UNDEPLOYED_POLICY_CHANGE"]
+    if cloudtrail:
+        assert pending and "WEAKEN" in pending[0] and "POST /items becomes NONE" in pending[0]
+    else:
+        assert not pending

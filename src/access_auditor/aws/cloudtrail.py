@@ -28,10 +28,13 @@ class Change:
     event_name: str
     event_time: dt.datetime
     actor: str
+    api_id: str = ""
 
 
 class ChangeHistory(Protocol):
-    def changes_since(self, api_id: str, since: dt.datetime, event_names: Sequence[str]) -> list[Change]: ...
+    def changes_since(
+        self, api_id: str | None, since: dt.datetime, event_names: Sequence[str]
+    ) -> list[Change]: ...
 
 
 class CloudTrail:
@@ -41,9 +44,11 @@ class CloudTrail:
         self._client = client
         self._pace = pace
 
-    def changes_since(self, api_id: str, since: dt.datetime, event_names: Sequence[str]) -> list[Change]:
-        """Writes of ``event_names`` to ``api_id`` at or after ``since``, newest first. CloudTrail keeps
-        times to the second, so a change in the deployment's own second is included."""
+    def changes_since(
+        self, api_id: str | None, since: dt.datetime, event_names: Sequence[str]
+    ) -> list[Change]:
+        """Writes of ``event_names`` to ``api_id`` (to any REST API when None) at or after ``since``, newest
+        first. CloudTrail keeps times to the second, so a change in the deployment's own second is included."""
         changes: list[Change] = []
         for name in dict.fromkeys(event_names):
             kwargs: dict[str, Any] = {
@@ -73,14 +78,18 @@ def _detail(event: dict[str, Any]) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {}
 
 
-def _about(detail: dict[str, Any], api_id: str) -> bool:
-    if detail.get("errorCode"):
-        return False  # a failed call changed nothing
+def _api(detail: dict[str, Any]) -> str:
     params = detail.get("requestParameters") or {}
     response = detail.get("responseElements") or {}
-    return api_id in (params.get("restApiId"), response.get("id"))
+    return str(params.get("restApiId") or response.get("id") or "")
+
+
+def _about(detail: dict[str, Any], api_id: str | None) -> bool:
+    if detail.get("errorCode"):
+        return False  # a failed call changed nothing
+    return bool(_api(detail)) if api_id is None else api_id == _api(detail)
 
 
 def _change(event: dict[str, Any], detail: dict[str, Any]) -> Change:
     actor = (detail.get("userIdentity") or {}).get("arn") or event.get("Username") or "unknown"
-    return Change(str(event.get("EventName")), event["EventTime"], str(actor))
+    return Change(str(event.get("EventName")), event["EventTime"], str(actor), _api(detail))
