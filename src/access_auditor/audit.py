@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +53,7 @@ class TargetResult:
     call: CallResult | None = None  # the health call, for status, latency and request id
     step: str = "waiting to start"  # what the audit of this target is doing now, for a deadline finding
     seconds: float = 0.0
+    trigger: str | None = None  # the change that started this audit, when an event did
 
     def has(self, category: Category) -> bool:
         return flagged(self.findings, category)
@@ -132,14 +133,18 @@ class TargetResult:
             "undeployedPolicyChange": self.undeployed_change,
             "requestId": call.request_id if call else None,
             "errorType": call.error_type if call else None,
+            "trigger": self.trigger,
             "flags": self.metric_values(),  # what the alarms saw from this target; the notifications query it
             "raisedBy": self.raised_by(),
             "findings": [f.as_dict() for f in self.findings],
         }
 
 
-def run_audit(config: AuditConfig, ports: Ports, budget_s: float) -> list[TargetResult]:
-    """Audit every target within ``budget_s`` seconds.
+def run_audit(
+    config: AuditConfig, ports: Ports, budget_s: float, only: Collection[tuple[str, str, str]] | None = None
+) -> list[TargetResult]:
+    """Audit every target within ``budget_s`` seconds; with ``only``, the targets of those APIs (account,
+    region, id) alone, their saved methods re-read (what a change event calls).
 
     The targets come from the configuration and tag discovery (one sweep per account and region). Those
     deferred last run go first. Workers are as many as it takes to finish the live calls in the time the
@@ -152,7 +157,9 @@ def run_audit(config: AuditConfig, ports: Ports, budget_s: float) -> list[Target
     started = time.monotonic()
     run_deadline = started + max(0.0, budget_s)
     with deadline(run_deadline):
-        plan = plan_targets(config, ports)
+        plan = plan_targets(config, ports, only)
+    if only is not None:
+        plan.methods_changed |= set(only)
     memory = ports.memory
     targets = sorted(plan.targets, key=lambda t: t.key not in memory.deferred)  # stable: deferred first
     results = [TargetResult(target) for target in targets]

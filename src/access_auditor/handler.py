@@ -50,6 +50,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     a failed call, drift or an unreadable API is reported in the result, the logs and the metrics."""
     if isinstance(event, dict) and event.get("source") == "aws.cloudwatch":
         return _notify(event, context)
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+        return _changes(event, context)
     if isinstance(event, dict) and event.get("correlationId"):
         logger.set_correlation_id(str(event["correlationId"]))
     try:
@@ -108,3 +110,50 @@ def _notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise
     logger.info("alarm notification published", extra={"alarm": change.alarm, "subject": subject})
     return {"ok": True, "notified": True, "subject": subject}
+
+
+def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A settled batch of API Gateway changes (CloudTrail -> EventBridge -> SQS): one whole audit per changed
+    API that the configuration or its tags watch, the change named in a CHANGED_BY finding."""
+    import json
+
+    from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+    from access_auditor.changes import api_change, settle
+    from access_auditor.findings import finding
+
+    changes = []
+    for record in SQSEvent(event).records:
+        try:
+            change = api_change(json.loads(record.body))
+        except (ValueError, TypeError, AttributeError) as exc:
+            logger.warning("a queued message is not an EventBridge event", extra={"error": redact(str(exc))})
+            continue
+        if change is None:
+            logger.debug("an event that changes no REST API (an HTTP or WebSocket API, or another call)")
+            continue
+        changes.append(change)
+    per_api = settle(changes)
+    if not per_api:
+        return {"batchItemFailures": []}
+    try:
+        config = _config()
+    except Exception as exc:  # the messages go back to the queue, then to its dead-letter queue (alarmed)
+        logger.error("invalid configuration", extra={"error": redact(str(exc))})
+        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
+        return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in SQSEvent(event).records]}
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
+    results = run_audit(config, _ports(config.control_plane_share), budget_s=budget_s, only=set(per_api))
+    for result in results:
+        burst = per_api.get((result.target.account, result.target.region, result.target.api_id))
+        if burst:
+            result.trigger = burst[-1].describe()
+            more = f" (and {len(burst) - 1} earlier change(s) in the same burst)" if len(burst) > 1 else ""
+            result.findings.append(finding("CHANGED_BY", f"{burst[-1].describe()}{more}: this audit was started by "
+                                           "that change (CloudTrail, delivered by EventBridge)"))  # fmt: skip
+    publish(results, metrics, logger, heartbeat=False)
+    watched = {(r.target.account, r.target.region, r.target.api_id) for r in results}
+    for key in set(per_api) - watched:
+        logger.info("a changed API that no configuration entry or tag watches", extra={"api": "/".join(key)})
+    return {"batchItemFailures": []}

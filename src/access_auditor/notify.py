@@ -61,7 +61,7 @@ def per_api_query(metric: str) -> str:
     whose latest value is 1 are the APIs that raise the alarm now; an API that recovered is left out."""
     return ('filter message = "target audited" '
             f"| stats latest(audit.flags.{metric}) as raised, latest(audit.raisedBy.{metric}) as finding, "
-            "max(@timestamp) as seen "
+            "latest(audit.trigger) as trigger, max(@timestamp) as seen "
             "by audit.apiId as api, audit.stage as stage, audit.region as region "
             "| limit 10000")  # fmt: skip
 
@@ -85,9 +85,9 @@ def compose(change: AlarmChange, rows: list[dict[str, str]] | None, problem: str
     if rows:
         lines.append(f"APIs whose latest run raises it ({len(rows)}):")
         for row in rows[:MAX_APIS]:
-            lines.append(
-                f"- {row.get('api')} stage {row.get('stage')} in {row.get('region')}: {row.get('finding')}"
-            )
+            changed = f" (changed: {row['trigger']})" if row.get("trigger") not in (None, "", "None") else ""
+            where = f"{row.get('api')} stage {row.get('stage')} in {row.get('region')}"
+            lines.append(f"- {where}: {row.get('finding')}{changed}")
     elif problem:
         lines.append(f"The APIs could not be listed ({problem}); the dashboard's per-API table names them.")
     elif category is not None:

@@ -26,8 +26,11 @@ METRICS = {
 }
 
 
-def publish(results: Sequence[TargetResult], metrics: Metrics, logger: Logger) -> None:
-    """Add one value per target for each metric (EMF keeps them as a list) and log each target.
+def publish(
+    results: Sequence[TargetResult], metrics: Metrics, logger: Logger, *, heartbeat: bool = True
+) -> None:
+    """Add one value per target for each metric (EMF keeps them as a list) and log each target. The
+    heartbeat says the schedule ran; an audit started by a change event adds none.
 
     Log records carry the summary only: status, request id, findings. Credentials never reach this layer.
     """
@@ -41,4 +44,5 @@ def publish(results: Sequence[TargetResult], metrics: Metrics, logger: Logger) -
             )
         level = logger.info if result.ok else logger.warning
         level("target audited", extra={"audit": {"ok": result.ok, **summary}})
-    metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)
+    if heartbeat:
+        metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)

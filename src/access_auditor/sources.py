@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
@@ -48,16 +49,23 @@ def placeholder(scope: Scope, api_id: str = "*", stage: str = "*") -> Target:
     return Target(api_id=api_id, stage=stage, region=scope.region, account=scope.account, allowed_roles=())
 
 
-def plan_targets(config: AuditConfig, ports: Ports) -> Plan:
-    """Sweep every account and region that has a target or is discovered, then build the target list."""
+def plan_targets(
+    config: AuditConfig, ports: Ports, only: Collection[tuple[str, str, str]] | None = None
+) -> Plan:
+    """Sweep every account and region that has a target or is discovered, then build the target list; with
+    ``only`` (account, region, API id), just those APIs' targets, sweeping just their regions."""
     plan = Plan(targets=list(config.targets))
     explicit = {(t.account, t.region, t.api_id) for t in config.targets}
     scopes = dict.fromkeys(Scope(t.account, t.region) for t in config.targets)
     discovered = config.discovery.regions if config.discovery else ()
     for region in discovered:
         scopes[Scope(config.account, region)] = None
+    if only is not None:
+        wanted = {Scope(account, region) for account, region, _ in only}
+        scopes = {scope: None for scope in scopes if scope in wanted}
     for scope in scopes:
-        _method_writes(config, ports, scope, plan)
+        if only is None:
+            _method_writes(config, ports, scope, plan)
         try:
             apis = ports.control_plane(scope).sweep()
         except AuditorError as exc:
@@ -74,6 +82,10 @@ def plan_targets(config: AuditConfig, ports: Ports) -> Plan:
                 and ALLOWED_ROLES_TAG in api.tags
             ) and (scope.account, scope.region, api.api_id) not in explicit:
                 _discover(config, ports, scope, api, plan)
+    if only is not None:
+        keep = set(only)
+        plan.targets = [t for t in plan.targets if (t.account, t.region, t.api_id) in keep]
+        plan.problems = [(t, f) for t, f in plan.problems if (t.account, t.region, t.api_id) in keep]
     return plan
 
 

@@ -207,7 +207,10 @@ def test_demo_detects_every_scenario() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     run = subprocess.run([CLI, "demo"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count("\n      as expected") == len(SCENARIOS) and "NOT as expected" not in run.stdout
+    # every scripted scenario, and the change-driven one after them
+    assert (
+        run.stdout.count("\n      as expected") == len(SCENARIOS) + 1 and "NOT as expected" not in run.stdout
+    )
     assert "\033[" not in run.stdout  # no colour codes when not on a terminal
 
 

@@ -110,6 +110,10 @@ def resolver(
             return all(resolve(a) for a in arg)
         if key == "Fn::Or":
             return any(resolve(a) for a in arg)
+        if key == "Fn::Join":
+            return str(arg[0]).join(str(v) for v in resolve(arg[1]))
+        if key == "Fn::Split":
+            return str(resolve(arg[1])).split(str(arg[0]))
         if key == "Fn::Sub":
             text, names = (
                 (arg, {}) if isinstance(arg, str) else (arg[0], {k: resolve(v) for k, v in arg[1].items()})

@@ -35,6 +35,7 @@ from access_auditor.local_aws.sample import (
     SampleApi,
     add_method,
     auditor_env,
+    client_as,
     create_fleet,
     create_sample_api,
     deploy,
@@ -244,6 +245,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             report = _report_fleet if scenario.fleet else _report
             failures += report(out, paint, number, scenario, invocation, firing)
             failures += _notifications(out, paint, world, alarms, states)
+        failures += _react(out, paint, world, alarms, len(SCENARIOS) + 1)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
@@ -256,7 +258,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
 def _report(
     out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
 ) -> int:
-    out.write(paint(f"[{number}/{len(SCENARIOS)}] {scenario.title}", "bold") + "\n")
+    out.write(paint(f"[{number}/{len(SCENARIOS) + 1}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None or not run.result.get("targets"):
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1
@@ -329,6 +331,56 @@ def _notifications(
     return failures
 
 
+SETTLE_S = "2"  # the demo's SettleSeconds (the template's default is 10)
+
+
+def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], number: int) -> int:
+    """Seconds, not minutes: a weakening deployed reaches the function through CloudTrail's event, the
+    template's rule and queue, and a change made as the auditor's own role starts nothing."""
+    from access_auditor.local_aws.eventbridge import ChangePipeline, invoke_with
+
+    out.write(paint(f"[{number}/{len(SCENARIOS) + 1}] Seconds, not minutes: a weakening deployed, seen through "
+                    "CloudTrail -> EventBridge -> the queue", "bold") + "\n")  # fmt: skip
+    world.restore()
+    world.fleet = []
+    role = world.sample.allowed_role_arn.rsplit("/", 1)[1]
+    overrides = {"AllowedRoleName": role, "SettleSeconds": SETTLE_S}
+    with ChangePipeline(world.aws, TEMPLATE, overrides, invoke_with(world.function_env())) as pipe:
+        save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
+        world.deploy()
+        written = time.monotonic()
+        delivery = pipe.delivery_of("CreateDeployment", after=0, timeout_s=60)
+        if delivery is None:
+            out.write(paint("      no audit was started by the change\n", "red"))
+            return 1
+        run = delivery.answer
+        # As the auditor's own role: the rule leaves it out, so a fix can never start a loop.
+        matched, audits = len(pipe.matched), len(pipe.deliveries)
+        own = client_as(world.aws, world.sample.allowed_role_arn, "apigateway")
+        save_policy(own, world.sample.api_id, world.sample.expected_policy())
+        time.sleep(float(SETTLE_S) + 1.5)
+        ignored = len(pipe.matched) == matched and len(pipe.deliveries) == audits
+    world.deploy()
+    world.history.append(run.points)
+    states = {a.name: evaluate(a, *world.history) for a in alarms}
+    drift = [v for p in run.points if p.metric == "PolicyDrift" for v in p.values]
+    changed = [
+        line.get("audit", {}).get("trigger") for line in run.logs if line.get("message") == "target audited"
+    ]
+    total = delivery.done - written
+    out.write(f"      {matched} CloudTrail events matched the template's ChangeRule "
+              f"({', '.join(e['detail']['eventName'] for _, e in pipe.matched[:2])}), audited in {audits} batch(es) "
+              f"after the {SETTLE_S} s settle delay\n")  # fmt: skip
+    out.write(f"      PolicyDrift {max(drift, default=0):.0f}, {total:.1f} s after the deployment "
+              f"({total - float(SETTLE_S):.1f} s excluding the settle delay); changed: {changed[0] if changed else '?'}\n")  # fmt: skip
+    out.write(f"      PolicyDriftAlarm: {states['PolicyDriftAlarm']}\n")
+    out.write(f"      the same policy restored as the auditor's own role ({role}): "
+              f"{'ignored by the rule, no audit' if ignored else 'STARTED AN AUDIT'}\n")  # fmt: skip
+    ok = max(drift, default=0) == 1 and states["PolicyDriftAlarm"] == "ALARM" and ignored
+    out.write("      " + (paint("as expected", "green") if ok else paint("NOT as expected", "red")) + "\n")
+    return 0 if ok else 1
+
+
 def per_api_query() -> str:
     """The dashboard's per-API Logs Insights query, as template.yaml writes it."""
     template = load_template(TEMPLATE)
@@ -339,7 +391,7 @@ def per_api_query() -> str:
 def _report_fleet(
     out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
 ) -> int:
-    out.write(paint(f"[{number}/{len(SCENARIOS)}] {scenario.title}", "bold") + "\n")
+    out.write(paint(f"[{number}/{len(SCENARIOS) + 1}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None:
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,7 @@ from moto.apigateway.responses import APIGatewayResponse
 from moto.cloudtrail.responses import CloudTrailResponse
 from moto.core.exceptions import JsonRESTError
 from moto.logs import models as logs_models
+from moto.sts.models import sts_backends
 
 from access_auditor.policy.document import ApiRef
 
@@ -107,6 +110,7 @@ def reset() -> None:
         EVENTS.clear()
         _allowances.clear()
         THROTTLED.clear()
+        LISTENERS.clear()
 
 
 def install() -> None:
@@ -284,9 +288,35 @@ def _record_api_call(response: Any, action: str, status: int, body: Any) -> None
             "eventName": action,
             "requestParameters": params,
             "responseElements": elements if isinstance(elements, dict) else None,
+            "userIdentity": _identity(response.headers.get("Authorization", ""), response.current_account),
             **({"errorCode": f"HTTP {status}"} if status >= 400 else {}),
         },
     )
+
+
+def assumed_session(access_key: str) -> tuple[Any, str] | None:
+    """The STS session (and its account) an access key belongs to, if the emulated STS issued it."""
+    for account, by_partition in list(sts_backends.items()):
+        for backend in list(by_partition.values()):
+            for role in backend.assumed_roles:
+                if role.access_key_id == access_key:
+                    return role, account
+    return None
+
+
+def _identity(authorization: str, account: str) -> dict[str, Any]:
+    """CloudTrail's userIdentity for the caller: the session of the role it assumed through the emulated
+    STS, else a console user (the keys the demo and the tests administer the world with)."""
+    key = authorization.partition("Credential=")[2].partition("/")[0]
+    found = assumed_session(key) if key else None
+    if found is None:
+        role_arn, name, arn = f"arn:aws:iam::{account}:role/console", "console", _ACTOR
+    else:
+        session, account = found
+        role_arn, arn = session.role_arn, session.arn
+        name = role_arn.rsplit("/", 1)[-1]
+    return {"type": "AssumedRole", "arn": arn, "accountId": account,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account, "userName": name}}}  # fmt: skip
 
 
 def _record(account: str, region: str, name: str, *, read_only: bool, detail: dict[str, Any]) -> None:
@@ -302,13 +332,34 @@ def _record(account: str, region: str, name: str, *, read_only: bool, detail: di
                 "EventName": name,
                 "EventSource": "apigateway.amazonaws.com",
                 "EventTime": now.timestamp(),
-                "Username": "console-user",
-                "CloudTrailEvent": json.dumps({**detail, "userIdentity": {"arn": _ACTOR}}),
+                "Username": detail["userIdentity"]["arn"].rsplit("/", 1)[-1],
+                "CloudTrailEvent": json.dumps(detail),
             }
         )
+        listeners = list(LISTENERS)
+    if read_only:
+        return
+    # What EventBridge receives from CloudTrail for a write ("AWS API Call via CloudTrail"), failed calls too.
+    envelope = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail", "source": "aws.apigateway",
+        "account": account, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region, "resources": [],
+        "detail": {"eventVersion": "1.09", **detail, "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "eventSource": "apigateway.amazonaws.com", "awsRegion": region, "readOnly": False,
+                   "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
+                   "eventCategory": "Management", "eventID": str(uuid.uuid4())},
+    }  # fmt: skip
+    for listener in listeners:
+        try:
+            listener(envelope)
+        except Exception:  # a listener's failure must not fail the API call that was recorded
+            logging.getLogger(__name__).exception("a CloudTrail listener failed")
 
 
-_ACTOR = "arn:aws:sts::123456789012:assumed-role/console/alice"  # who the local AWS says made each call
+_ACTOR = (
+    "arn:aws:sts::123456789012:assumed-role/console/alice"  # the console user the world is administered as
+)
+# Called with each write's EventBridge event (the local EventBridge); see local_aws/eventbridge.py.
+LISTENERS: list[Any] = []
 
 
 def _lookup_events(self: Any) -> str:

@@ -1,6 +1,6 @@
 """EventBridge as the local AWS needs it: a rule's event pattern matched against an event, with the rules
-as AWS's "Event patterns" page writes them (values are lists of alternatives, objects descend into the
-event; ``prefix``, ``anything-but`` and ``exists`` filters), and the alarm state change event CloudWatch
+as AWS's "Event patterns" pages write them (values are lists of alternatives, objects descend into the
+event; ``prefix``, ``anything-but`` (of values or of a prefix), ``exists`` and ``$or``), and the alarm state change event CloudWatch
 delivers ("Alarm events and EventBridge")."""
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from typing import Any
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     """Whether ``event`` matches ``pattern``: every field of the pattern must match."""
     for key, wanted in pattern.items():
+        if key == "$or":  # any of the alternatives, each a pattern at this level
+            if not any(matches(alternative, event) for alternative in wanted):
+                return False
+            continue
         present = key in event
         value = event.get(key)
         if isinstance(wanted, dict):
@@ -35,6 +39,12 @@ def _any_of(alternatives: list[Any], value: Any, present: bool) -> bool:
                 if present and any(isinstance(v, str) and v.startswith(argument) for v in values):
                     return True
             elif operator == "anything-but":
+                if isinstance(argument, dict) and "prefix" in argument:
+                    if present and all(
+                        not (isinstance(v, str) and v.startswith(argument["prefix"])) for v in values
+                    ):
+                        return True
+                    continue
                 excluded = argument if isinstance(argument, list) else [argument]
                 if present and all(v not in excluded for v in values):
                     return True

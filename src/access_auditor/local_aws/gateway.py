@@ -21,10 +21,9 @@ from urllib.parse import unquote
 
 from moto.apigateway.models import apigateway_backends
 from moto.iam.models import iam_backends
-from moto.sts.models import sts_backends
 
 from access_auditor.local_aws import access, sigv4
-from access_auditor.local_aws.emulation import SNAPSHOTS, Snapshot
+from access_auditor.local_aws.emulation import SNAPSHOTS, Snapshot, assumed_session
 from access_auditor.policy.document import ApiRef
 
 
@@ -93,12 +92,7 @@ class Gateway:
         return Principal(user.arn, user.arn, user.account_id, _documents(user))
 
     def _assumed(self, access_key: str) -> tuple[Any, str] | None:
-        for account, by_partition in list(sts_backends.items()):
-            for backend in list(by_partition.values()):
-                for role in backend.assumed_roles:
-                    if role.access_key_id == access_key:
-                        return role, account
-        return None
+        return assumed_session(access_key)
 
     def _user(self, access_key: str) -> tuple[Any, str] | None:
         for by_partition in list(iam_backends.values()):

@@ -139,3 +139,13 @@ def create_fleet(
             backend.create_deployment(api.id, STAGE)
             fleet.append(ref)
     return fleet
+
+
+def client_as(aws: LocalAws, role_arn: str, service: str) -> Any:
+    """A client of the local AWS that signs as a session of ``role_arn``."""
+    import boto3
+
+    creds = role_env(aws, role_arn, "as-role")
+    return boto3.client(service, endpoint_url=aws.endpoint, region_name=aws.region,  # type: ignore[call-overload]
+                        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                        aws_session_token=creds["AWS_SESSION_TOKEN"])  # fmt: skip

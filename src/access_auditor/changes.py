@@ -1,0 +1,104 @@
+"""Changes as CloudTrail reports them through EventBridge ("AWS API Call via CloudTrail"): which REST API a
+management event changed, who changed it and when. Pure: the handler turns a batch of them into one audit
+per API.
+
+API Gateway's REST (v1) and HTTP/WebSocket (v2) APIs share the event source; v1 events name the API as
+``restApiId`` (creations: ``id`` in ``responseElements``), v2 events as ``apiId``, and are ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+
+API_CALL = "AWS API Call via CloudTrail"
+# The writes that can change who may invoke a stage: the API and its policy, deployments and stages (which
+# deployment a stage serves), methods and resources (authorization), custom-domain mappings (which stage a
+# domain reaches), and tags (what discovery expects). The template's rule lists exactly these; a test checks.
+CHANGE_EVENTS = (
+    "CreateRestApi", "ImportRestApi", "PutRestApi", "UpdateRestApi", "DeleteRestApi",
+    "CreateDeployment", "UpdateDeployment", "DeleteDeployment",
+    "CreateStage", "UpdateStage", "DeleteStage",
+    "CreateResource", "UpdateResource", "DeleteResource", "PutMethod", "UpdateMethod", "DeleteMethod",
+    "CreateBasePathMapping", "UpdateBasePathMapping", "DeleteBasePathMapping",
+    "TagResource", "UntagResource",
+)  # fmt: skip
+_RESTAPI_ARN = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+::/restapis/([a-z0-9]+)(/|$)")
+
+
+@dataclass(frozen=True)
+class ApiChange:
+    account: str
+    region: str
+    api_id: str
+    event_name: str
+    actor: str
+    at: dt.datetime
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.account, self.region, self.api_id
+
+    def describe(self) -> str:
+        return f"{self.event_name} by {self.actor} at {self.at:%Y-%m-%d %H:%M:%SZ}"
+
+
+def api_change(raw: dict[str, Any]) -> ApiChange | None:
+    """The REST API change an EventBridge event reports, or None (another kind of event, a failed call, an
+    HTTP or WebSocket API, a call that names no API)."""
+    event = EventBridgeEvent(raw)
+    if raw.get("source") != "aws.apigateway" or raw.get("detail-type") != API_CALL:
+        return None
+    detail = event.detail or {}
+    if detail.get("errorCode") or detail.get("eventName") not in CHANGE_EVENTS:
+        return None
+    api_id = _rest_api_id(detail.get("requestParameters")) or _rest_api_id(
+        detail.get("responseElements"), creation=True
+    )
+    if not api_id:
+        return None
+    identity = detail.get("userIdentity") or {}
+    actor = str(identity.get("arn") or identity.get("principalId") or identity.get("type") or "unknown")
+    stamp = str(detail.get("eventTime") or event.time or "")
+    try:
+        at = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        at = dt.datetime.now(dt.UTC)
+    return ApiChange(str(detail.get("recipientAccountId") or event.account), str(detail.get("awsRegion") or event.region),
+                     api_id, str(detail["eventName"]), actor, at)  # fmt: skip
+
+
+def _rest_api_id(values: Any, creation: bool = False) -> str | None:
+    """``restApiId`` anywhere in the parameters (mappings nest it), a REST API ARN (tags), or a creation's
+    ``id``; an HTTP or WebSocket API's ``apiId`` is not a REST API."""
+    if not isinstance(values, dict):
+        return None
+    if isinstance(values.get("restApiId"), str):
+        return str(values["restApiId"])
+    arn = values.get("resourceArn")
+    if isinstance(arn, str) and (match := _RESTAPI_ARN.match(arn)):
+        return match[1]
+    if (
+        creation
+        and isinstance(values.get("id"), str)
+        and "apiId" not in values
+        and "apiEndpoint" not in values
+    ):
+        return str(values["id"])
+    for nested in values.values():
+        if isinstance(nested, dict) and (found := _rest_api_id(nested)):
+            return found
+    return None
+
+
+def settle(changes: Iterable[ApiChange]) -> dict[tuple[str, str, str], list[ApiChange]]:
+    """The changes of a settled burst, per API (account, region, id), oldest first: one audit each."""
+    per_api: dict[tuple[str, str, str], list[ApiChange]] = {}
+    for change in sorted(changes, key=lambda c: c.at):
+        per_api.setdefault(change.key, []).append(change)
+    return per_api
