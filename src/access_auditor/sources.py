@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # CloudTrail delivers an event to event history within minutes, not at once ("typically within 5 minutes",
 # not guaranteed): each lookup reaches back this far before the previous one.
 DELIVERY_LAG = dt.timedelta(minutes=15)
+LOOKUP_INTERVAL = dt.timedelta(seconds=60)  # at most one look per account and region a minute
 ALLOWED_ROLES_TAG = TAG_PREFIX + "allowed-roles"
 STAGES_TAG = TAG_PREFIX + "stages"
 HEALTH_PATH_TAG = TAG_PREFIX + "health-path"
@@ -100,6 +101,8 @@ def _method_writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) 
     if last is None:
         ports.memory.method_lookups[scope] = now
         return
+    if now - last < LOOKUP_INTERVAL:
+        return  # CloudTrail delivers in minutes: asking more often finds nothing new, and costs quota
     try:
         changes = ports.history(scope).changes_since(None, last - DELIVERY_LAG, METHOD_EVENTS)
     except AuditorError as exc:

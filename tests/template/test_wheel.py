@@ -66,7 +66,12 @@ def test_the_installed_wheel_runs_the_demo(wheel: Path, tmp_path: Path) -> None:
                            capture_output=True, text=True, check=False)  # fmt: skip
     assert where.stdout.startswith(str(env_dir)), where.stdout  # the wheel's copy, not the clone's
     demo = subprocess.run(
-        [cli, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
+        [cli, "demo", "--scenarios", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert demo.returncode == 0 and "all scenarios detected as expected" in demo.stdout, (
         demo.stdout + demo.stderr

@@ -57,6 +57,7 @@ def build_parser() -> Parser:
     demo.add_argument(
         "--serve", action="store_true", help="keep the local AWS running and print how to use it"
     )
+    demo.add_argument("--scenarios", type=int, metavar="N", help="run the first N scenarios only")
     demo.set_defaults(handler=_demo)
     completion = commands.add_parser(
         "completion", help="print the shell completion script",
@@ -84,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"the local AWS needs the demo extras: pip install 'apigw-access-auditor[demo]' ({exc})"
         ) from exc
-    return serve.serve() if args.serve else demo.run_demo()
+    return serve.serve() if args.serve else demo.run_demo(limit=args.scenarios)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
