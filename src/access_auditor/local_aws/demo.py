@@ -350,7 +350,8 @@ def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], numbe
         save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
         world.deploy()
         written = time.monotonic()
-        delivery = pipe.delivery_of("CreateDeployment", after=0, timeout_s=60)
+        delivery = pipe.first_raising("PolicyDrift", after=0, timeout_s=60)
+        pipe.delivery_of("CreateDeployment", after=0, timeout_s=60)  # every batch of the burst handled
         if delivery is None:
             out.write(paint("      no audit was started by the change\n", "red"))
             return 1

@@ -118,6 +118,17 @@ class ChangePipeline:
             time.sleep(0.05)
         return None
 
+    def first_raising(self, metric: str, after: int = 0, timeout_s: float = 60) -> Delivery | None:
+        """The first batch (from the ``after``-th on) whose audit emitted ``metric`` at 1."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for delivery in self.deliveries[after:]:
+                points = getattr(delivery.answer, "points", [])
+                if any(p.metric == metric and 1.0 in p.values for p in points):
+                    return delivery
+            time.sleep(0.05)
+        return None
+
     def wait_for(self, deliveries: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while len(self.deliveries) < deliveries and time.monotonic() < deadline:
