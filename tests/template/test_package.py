@@ -54,3 +54,19 @@ def test_package_holds_exactly_the_locked_versions(built: Path) -> None:
         name, _, rest = dist_info.name.removesuffix(".dist-info").partition("-")
         shipped[canonicalize_name(name)] = rest
     assert shipped == pins(LAMBDA_LOCK)
+
+
+def test_built_handler_reads_a_yaml_configuration_document(
+    built: Path, harness: Harness, tmp_path: Path
+) -> None:
+    python313 = shutil.which("python3.13")
+    assert python313
+    env = harness.function_env()
+    document = tmp_path / "fleet.yaml"
+    document.write_text(f"defaults:\n  API_STAGE: prod\ntargets:\n  - API_ID: {env.pop('API_ID')}\n"
+                        f"    ALLOWED_ROLE_ARN: [{env.pop('ALLOWED_ROLE_ARN')}]\n")  # fmt: skip
+    run = invoke_auditor(
+        {**env, "API_ID": "", "CONFIG_FILE": str(document)}, python=python313, code_dir=built
+    )
+    assert run.error is None and run.result is not None, run.error
+    assert run.result["ok"] is True and run.result["targets"][0]["source"] == "config"
