@@ -82,7 +82,7 @@ def settings(args: argparse.Namespace) -> dict[str, str]:
             values[name] = ",".join(value) if isinstance(value, list) else value
     if args.no_cloudtrail:
         values["CLOUDTRAIL_LOOKUP"] = "false"
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_EXECUTE_API"):
         if name in os.environ and name not in values:
             values[name] = os.environ[name]
     return values
@@ -121,7 +121,8 @@ def render_table(results: list[TargetResult]) -> str:
         summary = r.summary()
         verdict = "ok" if r.ok else "deferred" if r.deferred else "ERROR" if r.audit_error else "FINDINGS"
         latency = f"{summary['latencyMs']:.0f} ms" if summary["latencyMs"] is not None else "-"
-        flags = ({None: "-", True: "YES", False: "no"}[r.flag(c)] for c in categories)
+        values = r.metric_values()  # what the metrics say: "-" where no check spoke for the category
+        flags = ({None: "-", 1: "YES", 0: "no"}[values.get(str(c.metric))] for c in categories)
         rows.append((r.target.api_id, r.target.stage, r.target.region, str(summary["statusCode"] or "-"), latency,
                      *flags, verdict))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
