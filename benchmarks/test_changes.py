@@ -5,7 +5,6 @@ auditor's own change)."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
@@ -17,14 +16,6 @@ from access_auditor.local_aws.sample import client_as, deploy, save_policy
 from tests.harness import Harness
 
 SETTLE_S = 2.0
-
-
-def weakened(harness: Harness) -> str:
-    doc = json.loads(harness.sample.expected_policy())
-    doc["Statement"][0]["Condition"] = {
-        "StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{harness.aws.account}:role/*"}
-    }
-    return json.dumps(doc)
 
 
 def _delivery_of(pipe: ChangePipeline, after: int, event_name: str) -> Delivery:
@@ -45,7 +36,7 @@ def test_change_to_drift_metric(harness: Harness, capsys: pytest.CaptureFixture[
     with pipeline(harness) as pipe:
         for _ in range(3):
             before = len(pipe.deliveries)
-            save_policy(apigw, harness.sample.api_id, weakened(harness))
+            save_policy(apigw, harness.sample.api_id, harness.sample.weakened_policy())
             deploy(apigw, harness.sample.api_id)
             written = time.monotonic()
             delivery = pipe.first_raising("PolicyDrift", before)
@@ -59,7 +50,9 @@ def test_change_to_drift_metric(harness: Harness, capsys: pytest.CaptureFixture[
         before = len(pipe.deliveries)
         for n in range(19):
             save_policy(
-                apigw, harness.sample.api_id, weakened(harness) if n % 2 else harness.sample.expected_policy()
+                apigw,
+                harness.sample.api_id,
+                harness.sample.weakened_policy() if n % 2 else harness.sample.expected_policy(),
             )
         deploy(apigw, harness.sample.api_id)
         time.sleep(SETTLE_S + 6)

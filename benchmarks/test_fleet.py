@@ -13,7 +13,7 @@ from access_auditor.audit import run_audit
 from access_auditor.aws.pacing import APIGATEWAY_CALLS, GET_RESOURCES
 from access_auditor.config import load_config
 from access_auditor.local_aws import emulation
-from access_auditor.local_aws.sample import create_fleet, grant_invoke
+from access_auditor.local_aws.sample import create_fleet, grant_fleet_invoke
 from access_auditor.wiring import build_ports
 from tests.harness import Harness
 
@@ -40,19 +40,10 @@ def _floor_s(calls: Counter[tuple[str, str]], share: float) -> float:
 
 @pytest.fixture
 def fleet_env(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = harness.function_env(AWS_ENDPOINT_URL_EXECUTE_API=harness.aws.gateway.url, OUTSIDER_ROLE_ARN="")
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-    ):
-        monkeypatch.setenv(name, env[name])
-    role = harness.sample.allowed_role_arn
-    grant_invoke(
-        harness.aws.client("iam"), role.rsplit("/", 1)[1], f"arn:aws:execute-api:*:{harness.aws.account}:*/*"
+    env = harness.in_process(
+        monkeypatch, AWS_ENDPOINT_URL_EXECUTE_API=harness.aws.gateway.url, OUTSIDER_ROLE_ARN=""
     )
+    grant_fleet_invoke(harness.aws, harness.sample.allowed_role_arn)
     harness.aws.gateway.latency_s = HEALTH_LATENCY_S
     yield env
     harness.aws.gateway.latency_s = 0.0

@@ -175,11 +175,10 @@ def run_audit(
         if stop.is_set() or run_deadline - now < min(MIN_TARGET_SECONDS, budget_s / 2):
             _defer(result, "the run's time was used up before it could start")
             return
-        swept = plan.swept.get((result.target.account, result.target.region, result.target.api_id))
-        key = (result.target.account, result.target.region, result.target.api_id)
+        swept = plan.swept.get(result.target.api_key)
         observation = Observation(result.target, config, ports, Clock(run_deadline), swept, share_s=share,
                                   quota_deadline=run_deadline - min(MIN_TARGET_SECONDS, budget_s / 4),
-                                  methods_changed=key in plan.methods_changed)  # fmt: skip
+                                  methods_changed=result.target.api_key in plan.methods_changed)  # fmt: skip
         audit_target(result, observation, stop=stop)
 
     executor = ThreadPoolExecutor(max_workers=workers)

@@ -83,7 +83,13 @@ class Target:
 
     @property
     def key(self) -> tuple[str, str, str, str]:
+        """This target: one stage of one API."""
         return self.account, self.region, self.api_id, self.stage
+
+    @property
+    def api_key(self) -> tuple[str, str, str]:
+        """Its API, whatever the stage: what a sweep, a change event and a method write are about."""
+        return self.account, self.region, self.api_id
 
     @property
     def api(self) -> ApiRef:
@@ -197,6 +203,37 @@ def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | N
         control_plane_share=_number(env, "CONTROL_PLANE_SHARE", 0.5, maximum=1),
         saved_methods_max_age_s=_number(env, "SAVED_METHODS_MAX_AGE", 3600, maximum=86400),
     )
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """What an alarm notification needs: the topic, the function's log group, the alarms' period."""
+
+    topic_arn: str
+    log_group: str
+    period_s: int
+    region: str
+
+
+def function_region(env: Mapping[str, str]) -> str:
+    """The region the function runs in (Lambda sets AWS_REGION)."""
+    region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
+    if not _REGION.match(region):
+        raise ConfigError(f"AWS_REGION: {region!r} is not an AWS region such as us-east-1")
+    return region
+
+
+def load_notify_config(env: Mapping[str, str]) -> NotifyConfig:
+    """ALARM_TOPIC_ARN and ALARM_PERIOD_SECONDS (the template sets them), and the log group Lambda names in
+    AWS_LAMBDA_LOG_GROUP_NAME."""
+    topic = env.get("ALARM_TOPIC_ARN", "").strip()
+    if not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}", topic):
+        raise ConfigError(f"ALARM_TOPIC_ARN: {topic!r} is not an SNS topic ARN")
+    group = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "").strip()
+    if not group:
+        raise ConfigError("AWS_LAMBDA_LOG_GROUP_NAME is not set: the log group the notifications query")
+    period = int(_number(env, "ALARM_PERIOD_SECONDS", 300, maximum=86400, integer=True))
+    return NotifyConfig(topic, group, period, function_region(env))
 
 
 def discovered_target(

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from access_auditor.audit import Ports, run_audit
-from access_auditor.config import AuditConfig, load_config
+from access_auditor.config import AuditConfig, function_region, load_config, load_notify_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
 from access_auditor.redact import redact
@@ -37,8 +37,7 @@ def _config() -> AuditConfig:
         from access_auditor.aws.clients import make_client
         from access_auditor.aws.ssm import parameter_reader
 
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        return str(parameter_reader(make_client("ssm", region))(name))
+        return str(parameter_reader(make_client("ssm", function_region(os.environ)))(name))
 
     return load_config(os.environ, read_parameter)
 
@@ -94,17 +93,16 @@ def _notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
         return {"ok": True, "notified": False}
     try:
-        topic = os.environ["ALARM_TOPIC_ARN"]
-        group = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
-        period = int(os.environ.get("ALARM_PERIOD_SECONDS", "300"))
-        region = os.environ.get("AWS_REGION", "us-east-1")
+        config = load_notify_config(os.environ)
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         deadline = time.monotonic() + ((remaining() - 3000) / 1000 if remaining else DEFAULT_BUDGET_S)
-        sns = make_client("sns", region)
-        publish = lambda subject, message: sns.publish(TopicArn=topic, Subject=subject, Message=message)  # noqa: E731
-        subject, _ = notify(
-            change, LogsInsights(make_client("logs", region)), publish, group, period, deadline
-        )
+        sns = make_client("sns", config.region)
+
+        def publish(subject: str, message: str) -> None:
+            sns.publish(TopicArn=config.topic_arn, Subject=subject, Message=message)
+
+        logs = LogsInsights(make_client("logs", config.region))
+        subject, _ = notify(change, logs, publish, config.log_group, config.period_s, deadline)
     except Exception as exc:  # the alarm still reaches people through the function's Errors alarm
         logger.error("the alarm notification failed", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
         raise
@@ -146,14 +144,14 @@ def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
     results = run_audit(config, _ports(config.control_plane_share), budget_s=budget_s, only=set(per_api))
     for result in results:
-        burst = per_api.get((result.target.account, result.target.region, result.target.api_id))
+        burst = per_api.get(result.target.api_key)
         if burst:
             result.trigger = burst[-1].describe()
             more = f" (and {len(burst) - 1} earlier change(s) in the same burst)" if len(burst) > 1 else ""
             result.findings.append(finding("CHANGED_BY", f"{burst[-1].describe()}{more}: this audit was started by "
                                            "that change (CloudTrail, delivered by EventBridge)"))  # fmt: skip
     publish(results, metrics, logger, heartbeat=False)
-    watched = {(r.target.account, r.target.region, r.target.api_id) for r in results}
+    watched = {r.target.api_key for r in results}
     for key in set(per_api) - watched:
         logger.info("a changed API that no configuration entry or tag watches", extra={"api": "/".join(key)})
     return {"batchItemFailures": []}

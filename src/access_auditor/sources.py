@@ -56,7 +56,7 @@ def plan_targets(
     """Sweep every account and region that has a target or is discovered, then build the target list; with
     ``only`` (account, region, API id), just those APIs' targets, sweeping just their regions."""
     plan = Plan(targets=list(config.targets))
-    explicit = {(t.account, t.region, t.api_id) for t in config.targets}
+    explicit = {t.api_key for t in config.targets}
     scopes = dict.fromkeys(Scope(t.account, t.region) for t in config.targets)
     discovered = config.discovery.regions if config.discovery else ()
     for region in discovered:
@@ -85,8 +85,8 @@ def plan_targets(
                 _discover(config, ports, scope, api, plan)
     if only is not None:
         keep = set(only)
-        plan.targets = [t for t in plan.targets if (t.account, t.region, t.api_id) in keep]
-        plan.problems = [(t, f) for t, f in plan.problems if (t.account, t.region, t.api_id) in keep]
+        plan.targets = [t for t in plan.targets if t.api_key in keep]
+        plan.problems = [(t, f) for t, f in plan.problems if t.api_key in keep]
     return plan
 
 

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from access_auditor.local_aws import emulation
 from access_auditor.local_aws.alarms import load_template, resolver
 from access_auditor.local_aws.invoke import TEMPLATE, invoke_auditor
-from access_auditor.local_aws.sample import create_fleet, grant_invoke
+from access_auditor.local_aws.sample import create_fleet, grant_fleet_invoke
 from tests.harness import Harness
 
 
@@ -80,9 +80,7 @@ def test_a_fleet_is_audited_within_its_quota_share_with_no_throttling(
     role = harness.sample.allowed_role_arn
     regions = ("us-west-2", "eu-central-1")
     create_fleet(harness.aws, role, regions, apis_per_region)
-    grant_invoke(
-        harness.aws.client("iam"), role.rsplit("/", 1)[1], f"arn:aws:execute-api:*:{harness.aws.account}:*/*"
-    )
+    grant_fleet_invoke(harness.aws, role)
     emulation.THROTTLED.clear()
     env = harness.function_env(
         DISCOVERY_REGIONS=",".join(regions), AWS_ENDPOINT_URL_EXECUTE_API=harness.aws.gateway.url

@@ -40,11 +40,7 @@ def test_expected_policy_in_api_gateways_escaped_form_is_healthy_without_drift(h
 
 
 def test_weakened_policy_is_drift_and_the_outsider_probe_gets_in(harness: Harness) -> None:
-    doc = json.loads(harness.sample.expected_policy())
-    doc["Statement"][0]["Condition"] = {
-        "StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}
-    }
-    harness.save_and_deploy(json.dumps(doc))
+    harness.save_and_deploy(harness.sample.weakened_policy())
     try:
         run = invoke_auditor(harness.function_env())
     finally:

@@ -55,20 +55,8 @@ def test_an_undeployed_change_is_still_reported_after_thirty_runs(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a weakening saved but not deployed, and the auditor running in this process as the allowed role
-    env = harness.function_env()
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-    ):
-        monkeypatch.setenv(name, env[name])
-    doc = json.loads(harness.sample.expected_policy())
-    doc["Statement"][0]["Condition"] = {
-        "StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}
-    }
-    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, json.dumps(doc))
+    env = harness.in_process(monkeypatch)
+    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, harness.sample.weakened_policy())
     try:
         config, ports = load_config(env), build_ports()
         # WHEN it runs thirty times, each run adding its own read events to CloudTrail's history
@@ -131,15 +119,7 @@ def test_a_warm_auditor_sees_an_undeployed_method_change_through_cloudtrail(
     harness: Harness, monkeypatch: pytest.MonkeyPatch, cloudtrail: bool
 ) -> None:
     # GIVEN a warm auditor that has read the saved methods once (they are then trusted for an hour)
-    env = harness.function_env(CLOUDTRAIL_LOOKUP=str(cloudtrail).lower())
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-    ):
-        monkeypatch.setenv(name, env[name])
+    env = harness.in_process(monkeypatch, CLOUDTRAIL_LOOKUP=str(cloudtrail).lower())
     config, ports = load_config(env), build_ports()
     [first] = run_audit(config, ports, budget_s=30)
     # WHEN POST /items is switched to NONE and saved, not deployed

@@ -292,3 +292,23 @@ def test_changes_queue_one_batch_at_a_time_after_the_settle_delay() -> None:
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ChangeDeadLetterQueue", "QueueName"]}}
     ]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ChangeDeadLetterQueue", "Arn"]}
+
+
+def test_the_dashboard_body_is_json_and_its_table_reads_the_functions_log_group() -> None:
+    from access_auditor.local_aws.alarms import resolver
+
+    template = load_template(TEMPLATE)
+    resolve = resolver(template, stack="team-a")
+    body = json.loads(resolve(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
+    [table] = [w for w in body["widgets"] if w["type"] == "log"]
+    group = resolve(template["Resources"]["AuditorLogGroup"]["Properties"]["LogGroupName"])
+    # CloudFormation's Ref to the log group is its name; the resolver names resources by logical id
+    assert (
+        table["properties"]["query"].startswith("SOURCE 'AuditorLogGroup' | filter")
+        and group == "/aws/lambda/team-a-auditor"
+    )
+    metrics = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    metric_names = {m[1] for m in metrics if m[0] != "..."}
+    from access_auditor.publish import METRICS
+
+    assert metric_names <= set(METRICS)

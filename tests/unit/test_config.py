@@ -68,3 +68,20 @@ def test_audit_targets_inherit_shared_settings() -> None:
     env = {**GOOD, "AUDIT_TARGETS": json.dumps([{"API_ID": "one1"}, {"API_ID": "two2", "API_STAGE": "dev"}])}
     targets = load_config(env).targets
     assert [(t.api_id, t.stage) for t in targets] == [("one1", "prod"), ("two2", "dev")]
+
+
+def test_the_notifications_settings_are_read_once_and_named_when_wrong() -> None:
+    from access_auditor.config import load_notify_config
+
+    env = {"ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:alarms", "AWS_REGION": "eu-west-1",
+           "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/stack-auditor", "ALARM_PERIOD_SECONDS": "60"}  # fmt: skip
+    config = load_notify_config(env)
+    assert (config.topic_arn, config.log_group, config.period_s, config.region) == (
+        env["ALARM_TOPIC_ARN"], env["AWS_LAMBDA_LOG_GROUP_NAME"], 60, "eu-west-1")  # fmt: skip
+    for name, bad in (
+        ("ALARM_TOPIC_ARN", "alarms"),
+        ("ALARM_PERIOD_SECONDS", "soon"),
+        ("AWS_REGION", "mars"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            load_notify_config({**env, name: bad})

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from access_auditor.aws.apigateway import SweptApi
-from access_auditor.checks import Ports, Scope
+from access_auditor.checks import Ports
 from access_auditor.config import load_config
 from access_auditor.errors import AwsCallError, ConfigError
 from access_auditor.sources import plan_targets
@@ -127,7 +127,3 @@ def test_the_documented_example_matches_the_schema() -> None:
     document = yaml.safe_load(example.read_text())
     jsonschema.validate(document, target_schema())
     load_config({"AWS_REGION": "us-east-1", "API_ACCOUNT": ACCOUNT, "CONFIG_FILE": str(example)})
-
-
-def test_scopes_key_clients_by_account_and_region() -> None:
-    assert Scope(ACCOUNT, "us-east-1") != Scope("210987654321", "us-east-1")

@@ -44,7 +44,6 @@ class TokenBucket:
         self._tokens = burst
         self._updated = clock()
         self._lock = threading.Lock()
-        self.taken = 0  # calls let through, for the bench's "calls per API"
 
     def acquire(self, deadline: float | None = None) -> bool:
         with self._lock:
@@ -56,7 +55,6 @@ class TokenBucket:
                 return False
             # Take the token now (the balance may go negative): later callers queue behind this one.
             self._tokens -= 1
-            self.taken += 1
         if wait:
             self._sleep(wait)
         return True
@@ -87,11 +85,10 @@ DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadlin
 class QuotaWait(AuditorError):
     """The quota share has no token for this call before the caller's deadline: the call was not made."""
 
-    def __init__(self, operation: str, quota: str, wait_s: float) -> None:
+    def __init__(self, operation: str, quota: str) -> None:
         super().__init__(f"{operation}: the {quota} quota share has no room before the deadline")
         self.operation = operation
         self.quota = quota
-        self.wait_s = wait_s
 
 
 class Pacer:
@@ -109,16 +106,7 @@ class Pacer:
             if quota.operations is not None and operation not in quota.operations:
                 continue
             if not bucket.acquire(deadline):
-                raise QuotaWait(operation, quota.name, 1.0 / bucket.rate)
-
-    def calls(self) -> int:
-        """Calls let through so far (the service-wide bucket counts every call)."""
-        return sum(bucket.taken for quota, bucket in self.buckets if quota.operations is None)
-
-    def seconds_for(self, calls: int) -> float:
-        """The least time ``calls`` calls take through the service-wide bucket, from full."""
-        quota, bucket = next((q, b) for q, b in self.buckets if q.operations is None)
-        return max(0.0, (calls - bucket.burst) / bucket.rate)
+                raise QuotaWait(operation, quota.name)
 
 
 @contextmanager

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
+from access_auditor.local_aws.server import ACCOUNT, REGION
+
 STACK_NAME = "apigw-access-auditor"  # the local stack's name (AWS::StackName, and so the default ServiceName)
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from access_auditor.local_aws.sample import (
     create_fleet,
     create_sample_api,
     deploy,
+    grant_fleet_invoke,
     grant_invoke,
     save_policy,
 )
@@ -73,14 +74,6 @@ class World:
 
     def deploy(self) -> None:
         deploy(self.apigw, self.sample.api_id)
-
-    def weakened_policy(self) -> str:
-        doc = json.loads(self.sample.expected_policy())
-        # The console edit people make "to let the other team in": any role of the account.
-        doc["Statement"][0]["Condition"] = {
-            "StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{self.aws.account}:role/*"}
-        }
-        return json.dumps(doc)
 
     def set_health_authorization(self, authorization: str) -> None:
         resource = next(
@@ -120,13 +113,13 @@ def _nothing(world: World) -> None:
 
 
 def _weaken_and_deploy(world: World) -> None:
-    save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
+    save_policy(world.apigw, world.sample.api_id, world.sample.weakened_policy())
     world.deploy()
 
 
 def _weaken_without_deploying(world: World) -> None:
     world.restore()
-    save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
+    save_policy(world.apigw, world.sample.api_id, world.sample.weakened_policy())
 
 
 def _hide_a_deployed_weakening(world: World) -> None:
@@ -158,15 +151,10 @@ def _fleet_with_one_weakened(world: World) -> None:
     world.restore()
     role = world.sample.allowed_role_arn
     world.fleet = create_fleet(world.aws, role, FLEET_REGIONS, per_region=3)
-    # As the template grants it in fleet mode: the health path of any API of the account.
-    grant_invoke(
-        world.iam, role.rsplit("/", 1)[1], f"arn:aws:execute-api:*:{world.aws.account}:*/*/GET/health"
-    )
+    grant_fleet_invoke(world.aws, role)
     weak = world.fleet[4]  # in eu-west-1
     apigw = world.aws.client("apigateway", weak.region)
-    policy = json.loads(world.weakened_policy())
-    policy["Statement"][0]["Resource"] = f"{weak.arn}/*"
-    save_policy(apigw, weak.api_id, json.dumps(policy))
+    save_policy(apigw, weak.api_id, world.sample.weakened_policy(weak))
     apigw.create_deployment(restApiId=weak.api_id, stageName=STAGE)
 
 
@@ -347,7 +335,7 @@ def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], numbe
     role = world.sample.allowed_role_arn.rsplit("/", 1)[1]
     overrides = {"AllowedRoleName": role, "SettleSeconds": SETTLE_S}
     with ChangePipeline(world.aws, TEMPLATE, overrides, invoke_with(world.function_env())) as pipe:
-        save_policy(world.apigw, world.sample.api_id, world.weakened_policy())
+        save_policy(world.apigw, world.sample.api_id, world.sample.weakened_policy())
         world.deploy()
         written = time.monotonic()
         delivery = pipe.first_raising("PolicyDrift", after=0, timeout_s=60)
@@ -384,10 +372,12 @@ def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], numbe
 
 
 def per_api_query() -> str:
-    """The dashboard's per-API Logs Insights query, as template.yaml writes it."""
+    """The dashboard's per-API Logs Insights query: its log widget, from the dashboard body CloudFormation
+    would deploy (template.yaml, resolved; it must be JSON), less the SOURCE command that names the group."""
     template = load_template(TEMPLATE)
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    return str(resolver(template)(body[1]["PerApiQuery"])).replace('\\"', '"')
+    body = json.loads(resolver(template)(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
+    query = next(w["properties"]["query"] for w in body["widgets"] if w["type"] == "log")
+    return str(query).split("|", 1)[1].strip()
 
 
 def _report_fleet(

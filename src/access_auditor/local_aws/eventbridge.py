@@ -38,7 +38,6 @@ class ChangePipeline:
         [dict[str, Any]], Any
     ]  # invoked with the SQS event; returns an Invocation or the answer
     matched: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (monotonic time, event)
-    ignored: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -75,7 +74,6 @@ class ChangePipeline:
     def _deliver(self, event: dict[str, Any]) -> None:
         """EventBridge: the rule's pattern, then the queue (its message group, as the target says)."""
         if not matches(self.pattern, event):
-            self.ignored.append(event)
             return
         self.matched.append((time.monotonic(), event))
         self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(event), MessageGroupId=self.group)
@@ -128,12 +126,6 @@ class ChangePipeline:
                     return delivery
             time.sleep(0.05)
         return None
-
-    def wait_for(self, deliveries: int, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while len(self.deliveries) < deliveries and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return len(self.deliveries) >= deliveries
 
 
 def _parsed(body: str) -> Any:

@@ -32,6 +32,15 @@ class SampleApi:
     def expected_policy(self) -> str:
         return json.dumps(render_expected_policy(self.api, [self.allowed_role_arn]))
 
+    def weakened_policy(self, api: ApiRef | None = None) -> str:
+        """The console edit people make "to let the other team in": the Deny spares any role of the account
+        (for ``api``, default this one)."""
+        doc = render_expected_policy(api or self.api, [self.allowed_role_arn])
+        doc["Statement"][0]["Condition"] = {
+            "StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{self.account}:role/*"}
+        }
+        return json.dumps(doc)
+
 
 def create_sample_api(aws: LocalAws) -> SampleApi:
     """Create the roles and the API, apply the expected policy and deploy the stage."""
@@ -63,12 +72,19 @@ def create_sample_api(aws: LocalAws) -> SampleApi:
     return sample
 
 
-def grant_invoke(iam: Any, role_name: str, resource: str) -> None:
+def grant_fleet_invoke(aws: LocalAws, role_arn: str) -> None:
+    """As the template grants it without an ApiId: the health call (GET /health) of any API of the account,
+    in a policy of its own beside the role's grant on the sample API."""
+    grant_invoke(aws.client("iam"), role_arn.rsplit("/", 1)[1], f"arn:aws:execute-api:*:{aws.account}:*/*/GET/health",
+                 policy_name="invoke-fleet-health")  # fmt: skip
+
+
+def grant_invoke(iam: Any, role_name: str, resource: str, policy_name: str = INVOKE_POLICY) -> None:
     document = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": resource}],
     }
-    iam.put_role_policy(RoleName=role_name, PolicyName=INVOKE_POLICY, PolicyDocument=json.dumps(document))
+    iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
 
 
 def add_method(apigw: Any, api_id: str, resource_id: str, verb: str, authorization: str = "AWS_IAM") -> None:
