@@ -12,8 +12,11 @@ import pytest
 from access_auditor.local_aws import sigv4
 
 SUITE = Path(__file__).resolve().parents[3] / "shared" / "sigv4-test-suite"
-if not SUITE.is_dir():  # the published vectors are not ours to copy: they sit beside the clone (shared/README.md)
-    raise FileNotFoundError(f"AWS's SigV4 test suite is expected at {SUITE}: clone the project beside shared/")
+# The published vectors are not ours to copy: they sit beside the clone (shared/README.md).
+if not SUITE.is_dir():
+    raise FileNotFoundError(
+        f"AWS's SigV4 test suite is expected at {SUITE}: clone the project beside shared/"
+    )
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 NOW = dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.UTC)
 # Obsolete header line folding is not something an HTTP/1.1 server receives; the session-token vector's
