@@ -1,5 +1,5 @@
 """Everything about the package is in pyproject.toml; this only adds the build step it cannot express: a
-wheel carries copies of template.yaml and events/scheduled.json (which live at the clone's root, where SAM
+wheel carries copies of the templates and events/scheduled.json (which live at the clone's root, where SAM
 and people expect them), so that ``access-auditor demo`` works from an installed wheel too."""
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = (ROOT / "template.yaml", ROOT / "events" / "scheduled.json")
+SHIPPED = (
+    ROOT / "template.yaml",
+    ROOT / "events" / "scheduled.json",
+    ROOT / "organization" / "hub.yaml",
+    ROOT / "organization" / "member.yaml",
+)
 
 
 class BuildWithDemoData(build_py):

@@ -248,7 +248,10 @@ def audit_target(
                 result.findings.extend(check.run(obs))
                 result.covered |= check.covers
                 done.append(check.name)
-            except (Skip, AlreadyReported):
+            except Skip as exc:
+                result.findings.extend(exc.findings)
+                continue
+            except AlreadyReported:
                 continue
             except QuotaWait as exc:
                 finished = f" (finished: {', '.join(done)})" if done else ""

@@ -163,10 +163,20 @@ class Observation:
         return AccessConfig(policy, methods)
 
     def health(self) -> CallResult:
-        """The signed health call as the allowed role (raises CredentialsError without credentials)."""
-        return self._once(
-            "health", lambda: self.call(self.ports.credentials.credentials(self.target.assume_role_arn))
-        )
+        """The signed health call as the allowed role: ASSUME_ROLE_ARN when set, else this run's own
+        credentials. Raises CredentialsError without credentials, and NoHealthIdentity when the run's own
+        identity is known (an organization's member audit role) and the target's allowed roles leave it out:
+        the call is then not made, rather than made as an identity the policy is meant to refuse."""
+        own = self.config.health_identity
+        target = self.target
+
+        def read() -> CallResult:
+            if own and not target.assume_role_arn and own not in target.allowed_roles:
+                raise NoHealthIdentity(f"the health call would be signed as {own}, which API {target.api_id}'s "
+                                       f"allowed roles ({', '.join(target.allowed_roles)}) do not include")  # fmt: skip
+            return self.call(self.ports.credentials.credentials(target.assume_role_arn))
+
+        return self._once("health", read)
 
     @property
     def health_result(self) -> CallResult | None:
@@ -182,7 +192,16 @@ class Observation:
 
 
 class Skip(AuditorError):  # noqa: N818 - a signal, not a failure
-    """The check has nothing to say this run and covers nothing (it did not apply)."""
+    """The check has nothing to say this run and covers nothing (it did not apply); ``findings`` say why,
+    when that is worth reporting."""
+
+    def __init__(self, message: str, findings: tuple[Finding, ...] = ()) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+
+class NoHealthIdentity(AuditorError):
+    """No identity the API's policy exempts is available to sign the health call as."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +342,10 @@ def health(obs: Observation) -> list[Finding]:
         result = obs.health()
     except CredentialsError as exc:
         return [finding("CREDENTIALS_UNAVAILABLE", f"no credentials to sign the health call: {exc}")]
+    except NoHealthIdentity as exc:
+        raise Skip("no identity to sign as", (finding("HEALTH_IDENTITY_MISSING", f"{exc}. Add the member audit "
+            "role to the API's allowed roles (tag and policy), or tag the API access-auditor:health-role with "
+            "an allowed role that the member audit role may assume"),)) from exc  # fmt: skip
     failure = health_finding(result, obs.target.expected_status, obs.target.health_url)
     return [failure] if failure else []
 

@@ -130,6 +130,43 @@ class AuditConfig:
     deadline_margin_ms: int = 3000
     control_plane_share: float = 0.5  # of API Gateway's and CloudTrail's documented quotas
     saved_methods_max_age_s: float = 3600.0
+    # The role this run's own credentials are, when known (an organization's member audit role): a health
+    # call without ASSUME_ROLE_ARN is made as it only if the target's allowed roles include it.
+    health_identity: str | None = None
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """An organization's hub (the planner and the workers), read from the environment the hub template sets.
+    The regions are DISCOVERY_REGIONS; the defaults and ``discovery.apis`` come from the audit config."""
+
+    member_role_name: str  # MEMBER_ROLE_NAME: the audit role the member StackSet deploys in every account
+    accounts: tuple[str, ...] | None  # ORG_ACCOUNTS, or None: AWS Organizations ListAccounts
+    excluded: tuple[str, ...]  # EXCLUDED_ACCOUNTS
+    queue_url: str  # SHARD_QUEUE_URL: where the planner sends one message per account and region
+    region: str  # the hub's own region (Organizations, SQS and STS are called there)
+
+
+def load_hub_config(env: Mapping[str, str], *, planner: bool = False) -> HubConfig:
+    """Raises ConfigError naming the variable."""
+    role = env.get("MEMBER_ROLE_NAME", "").strip()
+    if not re.fullmatch(r"[\w+=,.@-]{1,64}", role):
+        raise ConfigError(
+            f"MEMBER_ROLE_NAME: {role!r} is not an IAM role name (the member template's AuditRoleName)"
+        )
+    accounts = _accounts(env, "ORG_ACCOUNTS")
+    queue = env.get("SHARD_QUEUE_URL", "").strip()
+    if planner and not queue.startswith(("https://", "http://")):
+        raise ConfigError(f"SHARD_QUEUE_URL: {queue!r} is not a queue URL")
+    return HubConfig(role, accounts or None, _accounts(env, "EXCLUDED_ACCOUNTS"), queue, function_region(env))
+
+
+def _accounts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    ids = tuple(a.strip() for a in env.get(name, "").split(",") if a.strip())
+    for account in ids:
+        if not re.fullmatch(r"\d{12}", account):
+            raise ConfigError(f"{name}: {account!r} is not a 12-digit account id")
+    return ids
 
 
 def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | None = None) -> AuditConfig:
@@ -237,13 +274,24 @@ def load_notify_config(env: Mapping[str, str]) -> NotifyConfig:
 
 
 def discovered_target(
-    config: AuditConfig, api_id: str, region: str, account: str, roles: str, stage: str, health_path: str
+    config: AuditConfig,
+    api_id: str,
+    region: str,
+    account: str,
+    roles: str,
+    stage: str,
+    health_path: str,
+    health_role: str = "",
 ) -> Target:
-    """A target from an API's tags, over the configured defaults; raises ConfigError naming the tag."""
+    """A target from an API's tags, over the configured defaults; raises ConfigError naming the tag. A
+    health role given by name is a role of the API's own account."""
     values = {**config.defaults, "API_ID": api_id, "API_REGION": region, "API_ACCOUNT": account,
               "ALLOWED_ROLE_ARN": ",".join(roles.split()), "API_STAGE": stage}  # fmt: skip
     if health_path:
         values["HEALTH_PATH"] = health_path
+    if health_role:
+        arn = health_role if health_role.startswith("arn:") else f"arn:aws:iam::{account}:role/{health_role}"
+        values["ASSUME_ROLE_ARN"] = arn
     values.pop("API_ENDPOINT", None)  # a default endpoint belongs to one API, never to discovered ones
     return _target(values, "tag ", region, source="tag")
 

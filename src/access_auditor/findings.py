@@ -156,6 +156,10 @@ _code(
 _code("TARGET_INVALID", S.HIGH, [C.AUDIT_ERROR], "a discovered API's tags do not make a valid target")
 _code("TAG_IGNORED", S.MEDIUM, [C.NOTE], "an API tagged for discovery that discovery.apis does not list")
 _code("DISCOVERY_FAILED", S.HIGH, [C.AUDIT_ERROR], "a region could not be swept for tagged APIs")
+_code("MEMBER_ROLE_UNAVAILABLE", S.HIGH, [C.AUDIT_ERROR], "an organization account's audit role could not be "
+      "assumed (role missing, trust denied, region disabled): nothing in that account and region is audited")  # fmt: skip
+_code("HEALTH_IDENTITY_MISSING", S.MEDIUM, [C.AUDIT_ERROR], "no role the API's policy exempts is available to "
+      "sign the health call as (organization): the call is not made rather than made as the wrong identity")  # fmt: skip
 _code(
     "AUDIT_DEFERRED",
     S.INFO,

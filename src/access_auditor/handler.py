@@ -32,7 +32,7 @@ def _ports(share: float) -> Ports:
 
 
 @lru_cache(maxsize=1)
-def _config() -> AuditConfig:
+def load_audit_config() -> AuditConfig:
     def read_parameter(name: str) -> str:
         from access_auditor.aws.clients import make_client
         from access_auditor.aws.ssm import parameter_reader
@@ -48,13 +48,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Audit every configured target; return ``{"ok", "targets": [...]}``. Never raises for audit outcomes:
     a failed call, drift or an unreadable API is reported in the result, the logs and the metrics."""
     if isinstance(event, dict) and event.get("source") == "aws.cloudwatch":
-        return _notify(event, context)
+        return notify_alarm(event, context)
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return _changes(event, context)
     if isinstance(event, dict) and event.get("correlationId"):
         logger.set_correlation_id(str(event["correlationId"]))
     try:
-        config = _config()
+        config = load_audit_config()
     except Exception as exc:  # ConfigError names the variable; anything else is a bug, still reported
         error = redact(
             str(exc) if isinstance(exc, ConfigError) else f"internal error: {type(exc).__name__}: {exc}"
@@ -77,7 +77,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"ok": all(r.ok for r in results), "targets": summaries}
 
 
-def _notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """An alarm went to ALARM: publish which APIs raised it (notify.py)."""
     import time
 
@@ -135,7 +135,7 @@ def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not per_api:
         return {"batchItemFailures": []}
     try:
-        config = _config()
+        config = load_audit_config()
     except Exception as exc:  # the messages go back to the queue, then to its dead-letter queue (alarmed)
         logger.error("invalid configuration", extra={"error": redact(str(exc))})
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)

@@ -57,12 +57,12 @@ class Query(Protocol):
 
 
 def per_api_query(metric: str) -> str:
-    """Each API's latest verdict on ``metric`` (and its first finding), per API, stage and region. The rows
+    """Each API's latest verdict on ``metric`` (and its first finding), per API, stage, region and account. The rows
     whose latest value is 1 are the APIs that raise the alarm now; an API that recovered is left out."""
     return ('filter message = "target audited" '
             f"| stats latest(audit.flags.{metric}) as raised, latest(audit.raisedBy.{metric}) as finding, "
             "latest(audit.trigger) as trigger, max(@timestamp) as seen "
-            "by audit.apiId as api, audit.stage as stage, audit.region as region "
+            "by audit.apiId as api, audit.stage as stage, audit.region as region, audit.account as account "
             "| limit 10000")  # fmt: skip
 
 
@@ -74,7 +74,7 @@ def raising(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def compose(change: AlarmChange, rows: list[dict[str, str]] | None, problem: str | None) -> tuple[str, str]:
     """(subject, message) for the alarm topic."""
-    apis = [f"{r.get('api')} ({r.get('stage')}, {r.get('region')})" for r in rows or []]
+    apis = [_short(r) for r in rows or []]
     named = f": {', '.join(apis[:3])}{' and more' if len(apis) > 3 else ''}" if apis else ""
     subject = f"{change.state}: {change.alarm}{named}"[:100]  # SNS subjects are at most 100 characters
     lines = [f"{change.alarm} is {change.state} since {change.at:%Y-%m-%d %H:%M:%SZ} ({change.region}).",
@@ -86,13 +86,22 @@ def compose(change: AlarmChange, rows: list[dict[str, str]] | None, problem: str
         lines.append(f"APIs whose latest run raises it ({len(rows)}):")
         for row in rows[:MAX_APIS]:
             changed = f" (changed: {row['trigger']})" if row.get("trigger") not in (None, "", "None") else ""
-            where = f"{row.get('api')} stage {row.get('stage')} in {row.get('region')}"
+            account = f" of account {row['account']}" if row.get("account") not in (None, "", "None") else ""
+            where = (f"account {row.get('account')} in {row.get('region')}" if row.get("api") == "*"
+                     else f"{row.get('api')} stage {row.get('stage')} in {row.get('region')}{account}")  # fmt: skip
             lines.append(f"- {where}: {row.get('finding')}{changed}")
     elif problem:
         lines.append(f"The APIs could not be listed ({problem}); the dashboard's per-API table names them.")
     elif category is not None:
         lines.append("No API's latest run raises it any more; the dashboard's per-API table has the history.")
     return subject, redact("\n".join(lines))
+
+
+def _short(row: dict[str, str]) -> str:
+    """An API for a subject line; a whole account and region (api ``*``: its role, its sweep) as such."""
+    if row.get("api") == "*":
+        return f"account {row.get('account')} ({row.get('region')})"
+    return f"{row.get('api')} ({row.get('stage')}, {row.get('region')})"
 
 
 def notify(

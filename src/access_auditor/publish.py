@@ -17,12 +17,19 @@ from access_auditor.findings import Category
 
 HEALTH_CHECK_LATENCY = "HealthCheckLatency"
 AUDIT_HEARTBEAT = "AuditHeartbeat"
+SHARDS_PLANNED = "ShardsPlanned"
+SHARD_REPORTED = "ShardReported"
 AUDIT_ERROR = str(Category.AUDIT_ERROR.metric)
 # Every metric the function emits, with its unit: what the README lists and the alarms may watch.
 METRICS = {
     **{c.metric: (MetricUnit.Count, c.meaning) for c in Category if c.metric},
     HEALTH_CHECK_LATENCY: (MetricUnit.Milliseconds, "the health call's latency, when it got an answer"),
     AUDIT_HEARTBEAT: (MetricUnit.Count, "1 per completed invocation"),
+    SHARDS_PLANNED: (
+        MetricUnit.Count,
+        "organization: the account-region shards the planner sent, at the cycle's time",
+    ),
+    SHARD_REPORTED: (MetricUnit.Count, "organization: 1 per shard a worker reported on, at its cycle's time"),
 }
 
 

@@ -5,7 +5,10 @@ The tag convention (values are space-separated, because tag values cannot hold c
 
 * ``access-auditor:allowed-roles``: the role ARNs the API must answer to (opting the API in);
 * ``access-auditor:stages``: the stages to audit (default: API_STAGE from the defaults, else every stage);
-* ``access-auditor:health-path``: the health call's path (default: HEALTH_PATH from the defaults).
+* ``access-auditor:health-path``: the health call's path (default: HEALTH_PATH from the defaults);
+* ``access-auditor:health-role``: the role (a name in the API's account, or an ARN) to sign the health call
+  as, assumed from the auditor's own role (default: ASSUME_ROLE_ARN from the defaults, else the auditor's
+  own role, which in an organization must then be one of the allowed roles).
 
 Whoever can tag an API can change what the auditor expects of it, so an explicit configuration entry for
 an API always wins over its tags, and ``discovery.apis`` can restrict tags to the APIs it lists.
@@ -22,7 +25,7 @@ from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
 from access_auditor.aws.cloudtrail import METHOD_EVENTS
 from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, Target, discovered_target
-from access_auditor.errors import AuditorError, ConfigError
+from access_auditor.errors import AuditorError, ConfigError, CredentialsError
 from access_auditor.findings import Finding, finding
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ LOOKUP_INTERVAL = dt.timedelta(seconds=60)  # at most one look per account and r
 ALLOWED_ROLES_TAG = TAG_PREFIX + "allowed-roles"
 STAGES_TAG = TAG_PREFIX + "stages"
 HEALTH_PATH_TAG = TAG_PREFIX + "health-path"
+HEALTH_ROLE_TAG = TAG_PREFIX + "health-role"
 
 
 @dataclass
@@ -72,8 +76,10 @@ def plan_targets(
         except AuditorError as exc:
             # Explicit targets still run (each reads its own policy); discovery in this region cannot.
             if scope.region in discovered and scope.account == config.account:
+                hint = (" (a region that is not enabled in the account refuses every credential)"
+                        if isinstance(exc, CredentialsError) else "")  # fmt: skip
                 plan.problems.append((placeholder(scope), finding("DISCOVERY_FAILED",
-                    f"GetRestApis in {scope.region} failed, so tagged APIs there are not audited this run: {exc}")))  # fmt: skip
+                    f"GetRestApis in {scope.region} failed, so tagged APIs there are not audited this run: {exc}{hint}")))  # fmt: skip
             continue
         for api in apis:
             plan.swept[(scope.account, scope.region, api.api_id)] = api
@@ -132,7 +138,8 @@ def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, pl
     for stage in stages:
         try:
             plan.targets.append(discovered_target(config, api.api_id, scope.region, scope.account,
-                                                  api.tags[ALLOWED_ROLES_TAG], stage, api.tags.get(HEALTH_PATH_TAG, "")))  # fmt: skip
+                                                  api.tags[ALLOWED_ROLES_TAG], stage, api.tags.get(HEALTH_PATH_TAG, ""),
+                                                  api.tags.get(HEALTH_ROLE_TAG, "").strip()))  # fmt: skip
         except ConfigError as exc:
             plan.problems.append((placeholder(scope, api.api_id, stage), finding("TARGET_INVALID",
                 f"the tags of API {api.api_id} ({api.name}) make no valid target: {exc}")))  # fmt: skip

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+INVOKE = "execute-api:invoke"
+ASSUME_ROLE = "sts:assumerole"
 NETWORK_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc", "aws:securetransport"})
 
 
@@ -73,9 +75,20 @@ def decide(
     return (True, "allowed") if (allowed and identity_allows) else (False, "implicit-deny")
 
 
-def identity_grants(policies: list[dict[str, Any]], caller: Caller, method_arn: str) -> bool:
-    """Whether the caller's own IAM policies allow execute-api:Invoke on ``method_arn`` and none denies it."""
-    applying = [s for p in policies for s in _statements(p) if _statement_applies(s, caller, method_arn)]
+def identity_grants(
+    policies: list[dict[str, Any]], caller: Caller, resource: str, action: str = INVOKE
+) -> bool:
+    """Whether the caller's own IAM policies allow ``action`` on ``resource`` and none denies it."""
+    applying = [
+        s for p in policies for s in _statements(p) if _statement_applies(s, caller, resource, action)
+    ]
+    return any(s["Effect"] == "Allow" for s in applying) and not any(s["Effect"] == "Deny" for s in applying)
+
+
+def trust_admits(trust: dict[str, Any], caller: Caller) -> bool:
+    """Whether a role's trust policy lets ``caller`` call sts:AssumeRole ("Principal" and "Condition"
+    pages: the account's root principal stands for every principal of that account)."""
+    applying = [s for s in _statements(trust) if _statement_applies(s, caller, "", ASSUME_ROLE)]
     return any(s["Effect"] == "Allow" for s in applying) and not any(s["Effect"] == "Deny" for s in applying)
 
 
@@ -90,23 +103,30 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _statement_applies(statement: dict[str, Any], caller: Caller, method_arn: str) -> bool:
+def _statement_applies(
+    statement: dict[str, Any], caller: Caller, method_arn: str, action: str = INVOKE
+) -> bool:
     if "Principal" in statement and not _principal_listed(statement["Principal"], caller):
         return False
     if "NotPrincipal" in statement and _exempt_by_not_principal(statement["NotPrincipal"], caller):
         return False
-    if "Action" in statement and not any(
-        _wildcard(a.lower(), "execute-api:invoke") for a in _as_list(statement["Action"])
-    ):
+    if "Action" in statement and not any(_wildcard(a.lower(), action) for a in _as_list(statement["Action"])):
         return False
     if "NotAction" in statement and any(
-        _wildcard(a.lower(), "execute-api:invoke") for a in _as_list(statement["NotAction"])
+        _wildcard(a.lower(), action) for a in _as_list(statement["NotAction"])
     ):
         return False
-    if "Resource" in statement and not any(_wildcard(r, method_arn) for r in _as_list(statement["Resource"])):
+    # A trust policy names no resource (it is the role's own): method_arn is empty and these do not apply.
+    if (
+        method_arn
+        and "Resource" in statement
+        and not any(_wildcard(r, method_arn) for r in _as_list(statement["Resource"]))
+    ):
         return False
-    if "NotResource" in statement and any(
-        _wildcard(r, method_arn) for r in _as_list(statement["NotResource"])
+    if (
+        method_arn
+        and "NotResource" in statement
+        and any(_wildcard(r, method_arn) for r in _as_list(statement["NotResource"]))
     ):
         return False
     for operator, block in statement.get("Condition", {}).items():

@@ -3,6 +3,7 @@ themselves (never from a copy of them), so that changing an alarm in the templat
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterable
@@ -77,9 +78,8 @@ def resolver(
     """``resolve(value)``: a template value with parameters (their defaults, or ``overrides``), pseudo
     parameters, conditions (Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or) and Fn::Sub worked out. A Ref to a
     resource resolves to its logical id, as the local stack names it."""
-    params = {**parameter_defaults(template), **(overrides or {})}
-    params.update({"AWS::StackName": stack, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                   "AWS::Partition": "aws", "AWS::NoValue": ""})  # fmt: skip
+    params = {**parameter_defaults(template), "AWS::StackName": stack, "AWS::Region": REGION,
+              "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::NoValue": "", **(overrides or {})}  # fmt: skip
     conditions = template.get("Conditions", {})
 
     def condition(name: str) -> bool:
@@ -129,14 +129,17 @@ def resolver(
     return resolve
 
 
-def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None = None) -> list[Alarm]:
-    """Every AWS::CloudWatch::Alarm, with parameters resolved to their defaults (or ``overrides``)."""
-    resolve = resolver(template, overrides)
+def template_alarms(
+    template: dict[str, Any], overrides: dict[str, str] | None = None, stack: str = STACK_NAME
+) -> list[Alarm]:
+    """Every AWS::CloudWatch::Alarm on one metric, with parameters resolved to their defaults (or
+    ``overrides``)."""
+    resolve = resolver(template, overrides, stack)
 
     alarms = []
     for name, resource in template["Resources"].items():
-        if resource["Type"] != "AWS::CloudWatch::Alarm":
-            continue
+        if resource["Type"] != "AWS::CloudWatch::Alarm" or "Metrics" in resource["Properties"]:
+            continue  # metric math alarms: see shard_alarm
         props = resource["Properties"]
         alarms.append(
             Alarm(
@@ -155,6 +158,11 @@ def template_alarms(template: dict[str, Any], overrides: dict[str, str] | None =
             )
         )
     return alarms
+
+
+def alarm_arn(name: str) -> str:
+    """The ARN CloudWatch gives the local stack's alarm ``name``."""
+    return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
 
 
 def parse_emf(lines: Iterable[str]) -> list[Datapoint]:
@@ -191,27 +199,110 @@ def evaluate(alarm: Alarm, *periods: Iterable[Datapoint]) -> str:
 
 
 def _period(alarm: Alarm, points: Iterable[Datapoint]) -> str:
-    values = [
-        v for p in points
-        if (p.namespace, p.metric, p.dimensions) == (alarm.namespace, alarm.metric, alarm.dimensions)
-        for v in p.values
-    ]  # fmt: skip
-    if not values:
+    stat = _statistic(points, (alarm.namespace, alarm.metric, alarm.dimensions), alarm.statistic)
+    if stat is None:
         return {"breaching": "ALARM", "notBreaching": "OK"}.get(alarm.treat_missing, "INSUFFICIENT_DATA")
-    stat = {
+    return "ALARM" if _breach(stat, alarm.comparison, alarm.threshold) else "OK"
+
+
+def _statistic(points: Iterable[Datapoint], metric: tuple[Any, ...], statistic: str) -> float | None:
+    values = [v for p in points if (p.namespace, p.metric, p.dimensions) == metric for v in p.values]
+    if not values:
+        return None
+    return {
         "Maximum": max(values),
         "Minimum": min(values),
         "Sum": sum(values),
         "Average": sum(values) / len(values),
         "SampleCount": float(len(values)),
-    }[alarm.statistic]
-    breach = {
-        "GreaterThanOrEqualToThreshold": stat >= alarm.threshold,
-        "GreaterThanThreshold": stat > alarm.threshold,
-        "LessThanThreshold": stat < alarm.threshold,
-        "LessThanOrEqualToThreshold": stat <= alarm.threshold,
-    }[alarm.comparison]
-    return "ALARM" if breach else "OK"
+    }[statistic]
+
+
+def _breach(stat: float, comparison: str, threshold: float) -> bool:
+    return {
+        "GreaterThanOrEqualToThreshold": stat >= threshold,
+        "GreaterThanThreshold": stat > threshold,
+        "LessThanThreshold": stat < threshold,
+        "LessThanOrEqualToThreshold": stat <= threshold,
+    }[comparison]
+
+
+@dataclass(frozen=True)
+class MathAlarm:
+    """An alarm on a metric math expression (``Metrics``): its inputs by id, and the one that returns data."""
+
+    name: str
+    expression: str
+    inputs: dict[str, tuple[tuple[Any, ...], str]]  # id -> ((namespace, metric, dimensions), statistic)
+    threshold: float
+    comparison: str
+    treat_missing: str
+    evaluation_periods: int
+    datapoints_to_alarm: int
+
+
+def template_math_alarms(
+    template: dict[str, Any], overrides: dict[str, str] | None = None, stack: str = STACK_NAME
+) -> list[MathAlarm]:
+    resolve = resolver(template, overrides, stack)
+    alarms = []
+    for name, resource in template["Resources"].items():
+        props = resource["Properties"]
+        if resource["Type"] != "AWS::CloudWatch::Alarm" or "Metrics" not in props:
+            continue
+        inputs, expression = {}, ""
+        for query in props["Metrics"]:
+            if "Expression" in query:
+                expression = str(query["Expression"])
+                continue
+            stat = query["MetricStat"]
+            metric = stat["Metric"]
+            dims = tuple(sorted((d["Name"], resolve(d["Value"])) for d in metric.get("Dimensions", [])))
+            inputs[query["Id"]] = (
+                (resolve(metric["Namespace"]), metric["MetricName"], dims),
+                str(stat["Stat"]),
+            )
+        periods = int(props.get("EvaluationPeriods", 1))
+        alarms.append(MathAlarm(name, expression, inputs, float(props["Threshold"]), props["ComparisonOperator"],
+                                props.get("TreatMissingData", "missing"), periods,
+                                int(props.get("DatapointsToAlarm", periods))))  # fmt: skip
+    return alarms
+
+
+def evaluate_math(alarm: MathAlarm, *periods: Iterable[Datapoint]) -> str:
+    """As ``evaluate``, for an expression of the inputs with ``+``, ``-``, numbers and FILL(input, number)
+    (the subset of CloudWatch metric math the templates use); no data in an input makes the period missing
+    unless FILL supplies it."""
+    verdicts = []
+    for points in periods[-alarm.evaluation_periods :]:
+        points = list(points)
+        values = {id_: _statistic(points, metric, stat) for id_, (metric, stat) in alarm.inputs.items()}
+        result = _expression(ast.parse(alarm.expression, mode="eval").body, values)
+        if result is None:
+            verdicts.append(
+                {"breaching": "ALARM", "notBreaching": "OK"}.get(alarm.treat_missing, "INSUFFICIENT_DATA")
+            )
+        else:
+            verdicts.append("ALARM" if _breach(result, alarm.comparison, alarm.threshold) else "OK")
+    if verdicts.count("ALARM") >= alarm.datapoints_to_alarm:
+        return "ALARM"
+    return "INSUFFICIENT_DATA" if all(v == "INSUFFICIENT_DATA" for v in verdicts) else "OK"
+
+
+def _expression(node: ast.expr, values: dict[str, float | None]) -> float | None:
+    if isinstance(node, ast.Name):
+        return values[node.id]
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "FILL":
+        value = _expression(node.args[0], values)
+        return value if value is not None else _expression(node.args[1], values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+        left, right = _expression(node.left, values), _expression(node.right, values)
+        if left is None or right is None:
+            return None
+        return left + right if isinstance(node.op, ast.Add) else left - right
+    raise ValueError(f"metric math this local AWS does not evaluate: {ast.unparse(node)}")
 
 
 @dataclass(frozen=True)
@@ -226,10 +317,16 @@ class FunctionSpec:
     log_group: str = ""
 
 
-def function_spec(template: dict[str, Any], logical_id: str = "AuditorFunction") -> FunctionSpec:
-    """How Lambda would load the function: CodeUri and Handler, plus the Powertools settings it gets."""
-    resolve = resolver(template)
-    props = template["Resources"][logical_id]["Properties"]
+def function_spec(
+    template: dict[str, Any], logical_id: str = "AuditorFunction", stack: str = STACK_NAME
+) -> FunctionSpec:
+    """How Lambda would load the function: CodeUri and Handler (from the template's Globals when the function
+    does not say), plus the Powertools settings it gets."""
+    resolve = resolver(template, stack=stack)
+    props = {
+        **template.get("Globals", {}).get("Function", {}),
+        **template["Resources"][logical_id]["Properties"],
+    }
     variables = props["Environment"]["Variables"]
 
     def value(raw: Any) -> str:

@@ -21,6 +21,7 @@ from typing import TextIO
 from access_auditor.local_aws.alarms import (
     Alarm,
     Datapoint,
+    alarm_arn,
     evaluate,
     load_template,
     resolver,
@@ -46,6 +47,7 @@ from access_auditor.local_aws.sample import (
 from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.document import ApiRef
 
+EXTRA = 2  # after SCENARIOS: the change path (_react), then the organization (demo_org.py)
 RUNS_PER_SCENARIO = 2  # two scheduled runs: enough for the alarms that need 2 of 3 datapoints
 FLEET_REGIONS = ("us-east-1", "eu-west-1")
 
@@ -235,6 +237,10 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
             failures += _notifications(out, paint, world, alarms, states)
         if limit is None or limit > len(SCENARIOS):
             failures += _react(out, paint, world, alarms, len(SCENARIOS) + 1)
+        if limit is None or limit > len(SCENARIOS) + 1:
+            from access_auditor.local_aws.demo_org import run_org_scenario
+
+            failures += run_org_scenario(out, paint, aws, len(SCENARIOS) + 2, len(SCENARIOS) + EXTRA)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
@@ -247,7 +253,7 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
 def _report(
     out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
 ) -> int:
-    out.write(paint(f"[{number}/{len(SCENARIOS) + 1}] {scenario.title}", "bold") + "\n")
+    out.write(paint(f"[{number}/{len(SCENARIOS) + EXTRA}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None or not run.result.get("targets"):
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1
@@ -282,9 +288,7 @@ def _notifications(
     from moto.sns.models import sns_backends
 
     template = load_template(TEMPLATE)
-    arns = {
-        a.name: f"arn:aws:cloudwatch:{world.aws.region}:{world.aws.account}:alarm:{a.name}" for a in alarms
-    }
+    arns = {a.name: alarm_arn(a.name) for a in alarms}
     rule = template["Resources"]["AuditorFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"][
         "Pattern"
     ]
@@ -328,7 +332,7 @@ def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], numbe
     template's rule and queue, and a change made as the auditor's own role starts nothing."""
     from access_auditor.local_aws.eventbridge import ChangePipeline, invoke_with
 
-    out.write(paint(f"[{number}/{len(SCENARIOS) + 1}] Seconds, not minutes: a weakening deployed, seen through "
+    out.write(paint(f"[{number}/{len(SCENARIOS) + EXTRA}] Seconds, not minutes: a weakening deployed, seen through "
                     "CloudTrail -> EventBridge -> the queue", "bold") + "\n")  # fmt: skip
     world.restore()
     world.fleet = []
@@ -383,7 +387,7 @@ def per_api_query() -> str:
 def _report_fleet(
     out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
 ) -> int:
-    out.write(paint(f"[{number}/{len(SCENARIOS) + 1}] {scenario.title}", "bold") + "\n")
+    out.write(paint(f"[{number}/{len(SCENARIOS) + EXTRA}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None:
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1

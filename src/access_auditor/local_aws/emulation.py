@@ -12,6 +12,7 @@
   NextToken;
 * CloudWatch Logs Insights answers StartQuery with the subset the product uses (``insights``), over the
   JSON log lines Lambda shipped;
+* several accounts, an organization, and STS that refuses what STS refuses (``accounts``);
 * quotas throttle, per account and region, as AWS documents them ("Amazon API Gateway quotas": about 10
   control-plane calls a second, burst 40, GetResources 5 every 2 seconds; CloudTrail: LookupEvents 2 a
   second). A throttled call gets API Gateway's 429 TooManyRequestsException (CloudTrail's
@@ -38,6 +39,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.logs import models as logs_models
 from moto.sts.models import sts_backends
 
+from access_auditor.local_aws import accounts
 from access_auditor.policy.document import ApiRef
 
 
@@ -111,6 +113,7 @@ def reset() -> None:
         _allowances.clear()
         THROTTLED.clear()
         LISTENERS.clear()
+        accounts.DISABLED_REGIONS.clear()
 
 
 def install() -> None:
@@ -184,6 +187,13 @@ def install() -> None:
 
     def call_action(self: Any) -> Any:
         action = self._get_action()
+        if accounts.region_disabled(self.current_account, self.region):
+            body = json.dumps({"message": "The security token included in the request is invalid."})
+            return (
+                403,
+                {"x-amzn-ErrorType": "UnrecognizedClientException", "Content-Type": "application/json"},
+                body,
+            )
         quotas = ("apigateway", "apigateway:GetResources") if action == "GetResources" else ("apigateway",)
         if not _within_quota(self.current_account, self.region, *quotas):
             body = json.dumps({"message": "Too Many Requests"})
@@ -204,6 +214,7 @@ def install() -> None:
     APIGatewayResponse.get_rest_apis = get_rest_apis  # type: ignore[method-assign]
     APIGatewayResponse.call_action = call_action  # type: ignore[method-assign]
     CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
+    accounts.install()
     logs_models.execute_query = _execute_query  # type: ignore[attr-defined]
 
 

@@ -36,8 +36,7 @@ class Principal:
 
 
 class Gateway:
-    def __init__(self, account: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.account = account
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.latency_s = 0.0
         handler = type("Handler", (_Handler,), {"gateway": self})
         self._server = ThreadingHTTPServer((host, port), handler)
@@ -58,10 +57,12 @@ class Gateway:
         self._thread.join(timeout=5)
 
     # --- resolution against moto's state -----------------------------------------------------------
-    def find_api(self, api_id: str) -> tuple[str, Any] | None:
-        for region, backend in apigateway_backends[self.account].items():
-            if api_id in backend.apis:
-                return region, backend.apis[api_id]
+    def find_api(self, api_id: str) -> tuple[str, str, Any] | None:
+        """(account, region, API): every account of the local AWS is served (API ids are unique)."""
+        for account, by_region in list(apigateway_backends.items()):
+            for region, backend in list(by_region.items()):
+                if api_id in backend.apis:
+                    return account, region, backend.apis[api_id]
         return None
 
     def lookup_secret(self, access_key: str) -> sigv4.Secret | None:
@@ -146,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw_path, _, query = self.path.partition("?")
         parts = raw_path.split("/", 3)
         found = self.gateway.find_api(parts[1]) if len(parts) >= 3 else None
-        stage = found[1].stages.get(parts[2]) if found else None
+        stage = found[2].stages.get(parts[2]) if found else None
         snapshot = SNAPSHOTS.get((parts[1], stage.deployment_id)) if stage is not None else None
         path = "/" + unquote(parts[3]) if len(parts) > 3 else "/"
         route = _route(snapshot, self.command, path) if snapshot else None
@@ -154,8 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(
                 403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException"
             )
-        region, api = found
-        api_ref = ApiRef(region, self.gateway.account, api.id)
+        account, region, api = found
+        api_ref = ApiRef(region, account, api.id)
         method_arn = f"{api_ref.arn}/{parts[2]}/{self.command}/{path.lstrip('/')}"
         authorization_type = snapshot.methods[route]
         network = {"aws:sourceip": self.client_address[0], "aws:securetransport": "false"}
@@ -176,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             identity = [access.read_stored_policy(doc) for doc in who.policies]
             identity_ok = access.identity_grants(identity, caller, method_arn)
         policy = access.read_stored_policy(snapshot.policy) if snapshot.policy else None
-        allowed, reason = access.decide(policy, authorization_type, caller, method_arn, self.gateway.account,
+        allowed, reason = access.decide(policy, authorization_type, caller, method_arn, account,
                                         identity_ok)  # fmt: skip
         if not allowed:
             suffix = " with an explicit deny" if reason == "explicit-deny" else ""

@@ -17,14 +17,14 @@ HERE = Path(__file__).resolve().parent
 CODE_DIR = HERE.parents[1]  # the directory holding access_auditor: src/ in a clone, site-packages installed
 
 
-def _shipped(name: str, in_clone: str) -> Path:
+def shipped(name: str, in_clone: str) -> Path:
     """A file of the clone's root (the SAM template, the schedule's event), or the copy a wheel carries."""
     clone = HERE.parents[2] / in_clone
     return clone if clone.exists() else HERE / "data" / name
 
 
-TEMPLATE = _shipped("template.yaml", "template.yaml")
-EVENT = _shipped("scheduled.json", "events/scheduled.json")
+TEMPLATE = shipped("template.yaml", "template.yaml")
+EVENT = shipped("scheduled.json", "events/scheduled.json")
 RUNNER = HERE / "lambda_runner.py"
 # Variables of the caller's environment that must not reach the function: a developer's real profile, and
 # the Powertools switches that silently disable metrics.

@@ -131,26 +131,33 @@ def auditor_env(aws: LocalAws, sample: SampleApi) -> dict[str, str]:
 
 
 def create_fleet(
-    aws: LocalAws, allowed_role_arn: str, regions: tuple[str, ...], per_region: int
+    aws: LocalAws,
+    allowed_role_arn: str | tuple[str, ...],
+    regions: tuple[str, ...],
+    per_region: int,
+    account: str | None = None,
 ) -> list[ApiRef]:
     """``per_region`` small APIs in each region (GET /health, AWS_IAM, a MOCK integration), locked to
     ``allowed_role_arn`` with the expected policy, deployed to prod, and tagged for discovery
     (access-auditor:allowed-roles). They are seeded straight into the emulator's state, as an account's
-    history would have left them: the quotas throttle what the auditor does, not the set-up of the world."""
+    history would have left them: the quotas throttle what the auditor does, not the set-up of the world.
+    ``allowed_role_arn`` may be several roles; ``account`` defaults to the local AWS's own."""
     from moto.apigateway.models import apigateway_backends
 
+    roles = (allowed_role_arn,) if isinstance(allowed_role_arn, str) else allowed_role_arn
+    account = account or aws.account
     fleet = []
     for region in regions:
-        backend = apigateway_backends[aws.account][region]
+        backend = apigateway_backends[account][region]
         for n in range(per_region):
             api = backend.create_rest_api(f"fleet-{region}-{n}", "", endpoint_configuration={"types": ["REGIONAL"]},  # type: ignore[arg-type]
-                                          tags={"access-auditor:allowed-roles": allowed_role_arn})  # type: ignore[arg-type]  # fmt: skip
-            ref = ApiRef(region, aws.account, api.id)
+                                          tags={"access-auditor:allowed-roles": " ".join(roles)})  # type: ignore[arg-type]  # fmt: skip
+            ref = ApiRef(region, account, api.id)
             root = next(r for r in backend.get_resources(api.id) if r.get_path() == "/")
             health = backend.create_resource(api.id, root.id, "health")
             backend.put_method(api.id, health.id, "GET", "AWS_IAM")
             backend.put_integration(api.id, health.id, "GET", "MOCK", uri="", integration_method="GET")
-            policy = json.dumps(render_expected_policy(ref, [allowed_role_arn]))
+            policy = json.dumps(render_expected_policy(ref, list(roles)))
             backend.update_rest_api(api.id, [{"op": "replace", "path": "/policy", "value": policy}])
             backend.create_deployment(api.id, STAGE)
             fleet.append(ref)

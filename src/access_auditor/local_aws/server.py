@@ -25,7 +25,7 @@ class LocalAws:
 
     def __init__(self) -> None:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.gateway = Gateway(ACCOUNT)
+        self.gateway = Gateway()
         self.region = REGION
         self.account = ACCOUNT
 
@@ -48,16 +48,24 @@ class LocalAws:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
-    def client(self, service: str, region: str | None = None) -> Any:
+    def client(self, service: str, region: str | None = None, account: str | None = None) -> Any:
         """A boto3 client bound to this local AWS (explicit endpoint and credentials: the process
-        environment is left alone, so several local AWSes, and the caller's own settings, never mix)."""
-        return boto3.client(  # type: ignore[call-overload]
+        environment is left alone, so several local AWSes, and the caller's own settings, never mix). With
+        ``account``, an administrator of that account (moto's x-moto-account-id header)."""
+        client = boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.endpoint,
             region_name=region or self.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+        if account:
+
+            def in_account(request: Any, **_: Any) -> None:
+                request.headers["x-moto-account-id"] = account
+
+            client.meta.events.register("before-sign", in_account)
+        return client
 
     def invoke_url(self, api_id: str, stage: str) -> str:
         return f"{self.gateway.url}/{api_id}/{stage}"

@@ -1,0 +1,176 @@
+"""An organization's Lambda entry points, wiring only: ``plan_handler`` runs on the schedule and sends one
+message per account and region to the shard queue; ``work_handler`` is that queue's event source mapping
+(and the hub's alarm notifications). The plan and the shard reports are ``org.py``; the audit is
+``audit.py``, the same as a single account's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.session import Session
+
+from access_auditor import handler
+from access_auditor.audit import TargetResult, run_audit
+from access_auditor.aws.clients import make_client
+from access_auditor.aws.credentials import StsCredentials
+from access_auditor.checks import Memory, Scope
+from access_auditor.config import AuditConfig, HubConfig, load_hub_config
+from access_auditor.errors import ConfigError, CredentialsError
+from access_auditor.findings import finding
+from access_auditor.org import Shard, ShardReport, member_role_arn, plan_shards, report_shard, shard_config
+from access_auditor.publish import AUDIT_ERROR, SHARD_REPORTED, SHARDS_PLANNED, publish
+from access_auditor.redact import redact
+from access_auditor.sources import placeholder
+from access_auditor.wiring import build_ports, once_per_key
+
+logger = Logger()
+metrics = Metrics()
+MAX_SHARDS_AT_ONCE = 10  # a batch's shards run side by side: their quota waits overlap, billed once
+
+
+@lru_cache(maxsize=2)
+def _settings(planner: bool) -> tuple[AuditConfig, HubConfig]:
+    return handler.load_audit_config(), load_hub_config(os.environ, planner=planner)
+
+
+@lru_cache(maxsize=1)
+def _hub_credentials() -> StsCredentials:
+    return StsCredentials(Session())  # the function's own role; assumed roles cached until near expiry
+
+
+_memory = once_per_key(lambda scope: Memory())  # per account and region, for as long as the function is warm
+
+
+@logger.inject_lambda_context(clear_state=True)
+def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Send this cycle's shards; ``ShardsPlanned`` (stamped with the cycle's time) is what the workers'
+    ``ShardReported`` must add up to. Raises on a configuration or Organizations failure, so that Lambda's
+    Errors alarm and the missing ShardsPlanned say the cycle did not start."""
+    cycle = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        config, hub = _settings(True)
+        if hub.accounts is not None:
+            accounts, inactive = list(hub.accounts), list[str]()
+        else:
+            from access_auditor.aws.organizations import active_accounts
+
+            accounts, inactive = active_accounts(make_client("organizations", hub.region))
+        regions = config.discovery.regions if config.discovery else ()
+        shards = plan_shards(accounts, regions, hub.excluded, cycle)
+        from access_auditor.aws.sqs import send_all
+
+        unsent = send_all(make_client("sqs", hub.region), hub.queue_url, [s.body() for s in shards])
+    except Exception as exc:
+        logger.error(
+            "the cycle could not be planned", extra={"error": redact(f"{type(exc).__name__}: {exc}")}
+        )
+        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+        raise
+    for account in inactive:
+        logger.warning("an account that is not active is not audited", extra={"account": account})
+    if unsent:
+        logger.error("shards could not be queued; they show as missing this cycle", extra={"shards": unsent})
+    metrics.set_timestamp(cycle)
+    metrics.add_metric(name=SHARDS_PLANNED, unit=MetricUnit.Count, value=len(shards))
+    metrics.flush_metrics()
+    logger.info("cycle planned", extra={"cycle": f"{cycle:%Y-%m-%dT%H:%M:%SZ}", "shards": len(shards),
+                                        "accounts": len({s.account for s in shards}), "unsent": len(unsent)})  # fmt: skip
+    return {
+        "ok": not unsent,
+        "cycle": f"{cycle:%Y-%m-%dT%H:%M:%SZ}",
+        "shards": len(shards),
+        "unsent": len(unsent),
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Audit the batch's shards side by side, each as its account's member audit role; publish each API as a
+    single account's run does, and one ``shard reported`` line and ``ShardReported`` per shard. A shard that
+    could not finish (a bug, a configuration error) goes back to the queue; its dead-letter queue alarms."""
+    if isinstance(event, dict) and event.get("source") == "aws.cloudwatch":
+        return handler.notify_alarm(event, context)
+    from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+    records = list(SQSEvent(event).records)
+    failures: list[str] = []
+    shards: dict[str, Shard] = {}
+    for record in records:
+        try:
+            shards[record.message_id] = Shard.from_body(record.body)
+        except ValueError as exc:  # kept, not dropped: it ends in the dead-letter queue, which alarms
+            logger.error("a queued message is not a shard", extra={"error": redact(str(exc))})
+            failures.append(record.message_id)
+    try:
+        config, hub = _settings(False)
+    except Exception as exc:
+        error = redact(
+            str(exc) if isinstance(exc, ConfigError) else f"internal error: {type(exc).__name__}: {exc}"
+        )
+        logger.error("invalid configuration", extra={"error": error})
+        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+        return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in records]}
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else handler.DEFAULT_BUDGET_S
+    done: dict[str, tuple[ShardReport, list[TargetResult]]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_SHARDS_AT_ONCE, len(shards)))) as pool:
+        futures = {
+            mid: pool.submit(audit_shard, shard, config, hub, budget_s) for mid, shard in shards.items()
+        }
+        for mid, future in futures.items():
+            try:
+                done[mid] = future.result()
+            except Exception as exc:  # a bug: this shard is retried, the others are reported
+                logger.exception("a shard could not be audited", extra={"shard": shards[mid].key,
+                                 "error": redact(f"{type(exc).__name__}: {exc}")})  # fmt: skip
+                failures.append(mid)
+    by_cycle: dict[dt.datetime, list[tuple[ShardReport, list[TargetResult]]]] = defaultdict(list)
+    for report, results in done.values():
+        by_cycle[report.shard.cycle].append((report, results))
+    for cycle, reports in by_cycle.items():
+        metrics.set_timestamp(cycle)  # with the planner's ShardsPlanned: a shard missing shows in its cycle
+        for report, results in reports:
+            publish(results, metrics, logger, heartbeat=False)
+            metrics.add_metric(name=SHARD_REPORTED, unit=MetricUnit.Count, value=1)
+            level = logger.info if report.outcome == "audited" else logger.warning
+            level("shard reported", extra={"shard": report.as_dict()})
+        metrics.flush_metrics()
+    return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures],
+            "shards": [report.as_dict() for report, _ in done.values()]}  # fmt: skip
+
+
+def audit_shard(
+    shard: Shard, config: AuditConfig, hub: HubConfig, budget_s: float
+) -> tuple[ShardReport, list[TargetResult]]:
+    """One account and region, as its member audit role; a role that cannot be assumed is a finding on the
+    shard (MEMBER_ROLE_UNAVAILABLE), never an exception."""
+    started = time.monotonic()
+    scope = Scope(shard.account, shard.region)
+    role = member_role_arn(shard.account, hub.member_role_name)
+    try:
+        credentials = _hub_credentials().credentials(role)
+    except CredentialsError as exc:
+        problem = TargetResult(placeholder(scope), [finding("MEMBER_ROLE_UNAVAILABLE",
+            f"account {shard.account} ({shard.region}) is not audited: {exc}. The role is missing (deploy the member "
+            "StackSet to this account; StackSets never deploy to the management account, which needs a stack of "
+            "its own), or its trust policy does not admit this hub's worker role")])  # fmt: skip
+        return report_shard(shard, [problem], time.monotonic() - started), [problem]
+    session = Session()
+    session.set_credentials(str(credentials.access_key), str(credentials.secret_key), credentials.token)
+    session.set_config_variable("region", shard.region)
+    ports = build_ports(session, config.control_plane_share, memory=_memory(scope))
+    results = run_audit(
+        shard_config(config, shard, role), ports, budget_s=budget_s - (time.monotonic() - started)
+    )
+    return report_shard(shard, results, time.monotonic() - started), results

@@ -1,0 +1,111 @@
+"""Several accounts in one local AWS, behaving as AWS does where an organization's auditor depends on it:
+
+* STS AssumeRole is refused (AccessDenied, as STS words it) when the role does not exist, when its trust
+  policy does not admit the caller, and, across accounts, when the caller's own policies do not allow
+  sts:AssumeRole on it ("IAM roles: granting a user permissions to switch roles"). moto alone hands out
+  credentials for any ARN. The decision uses the gateway's own policy reader (``access``), with
+  aws:PrincipalArn, aws:PrincipalAccount and aws:PrincipalOrgID (the caller's organization) in the context.
+  Same-account callers are judged by the trust policy alone, and the admin keys the tests and the demo
+  build the world with act as the default account's root;
+* a region can be marked as not enabled in an account (an opt-in region): every control-plane call there
+  gets 403 UnrecognizedClientException, as AWS answers credentials sent to a region the account has not
+  enabled.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
+
+from moto.iam.models import iam_backends
+from moto.organizations.models import organizations_backends
+from moto.sts.responses import TokenResponse
+
+from access_auditor.local_aws import access
+
+DEFAULT_ACCOUNT = "123456789012"  # moto's: what keys it issued no session for act as
+DISABLED_REGIONS: set[tuple[str, str]] = set()  # (account, region) where the account has not enabled it
+
+
+def organization_of(account: str) -> str | None:
+    """The id of the organization ``account`` belongs to (as its management or a member account)."""
+    master = organizations_backends.master_accounts.get(account, (account, "aws"))[0]
+    org = organizations_backends[master]["aws"].org
+    return str(org.id) if org is not None else None
+
+
+def caller_of(access_key: str) -> tuple[access.Caller, tuple[str, ...]]:
+    """The caller behind ``access_key`` and its identity policies (none for the admin keys)."""
+    from access_auditor.local_aws.emulation import assumed_session
+
+    found = assumed_session(access_key)
+    if found is None:
+        account = DEFAULT_ACCOUNT
+        caller = access.Caller(f"arn:aws:iam::{account}:root", account)
+        policies: tuple[str, ...] = ()
+    else:
+        session, account = found
+        caller = access.Caller(session.role_arn, account, session.arn)
+        try:
+            role = iam_backends[account]["aws"].get_role_by_arn(session.role_arn)
+            policies = tuple(str(doc) for doc in role.policies.values())
+        except Exception:
+            policies = ()
+    org = organization_of(account)
+    keys = {"aws:principalorgid": org} if org else {}
+    return access.Caller(caller.arn, caller.account, caller.session, keys), policies
+
+
+def refusal(access_key: str, role_arn: str) -> str | None:
+    """Why STS refuses ``role_arn`` to this caller, or None."""
+    caller, policies = caller_of(access_key)
+    denied = f"User: {caller.session or caller.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    parts = role_arn.split(":")
+    if len(parts) != 6 or not parts[5].startswith("role/"):
+        return denied
+    try:
+        role = iam_backends[parts[4]]["aws"].get_role_by_arn(role_arn)
+    except Exception:
+        return denied  # STS does not say whether the role is missing or the trust refuses
+    trust = json.loads(unquote(role.assume_role_policy_document))
+    if not access.trust_admits(trust, caller):
+        return denied
+    if caller.account != parts[4] and caller.arn != f"arn:aws:iam::{caller.account}:root":
+        documents = [json.loads(unquote(doc)) for doc in policies]
+        if not access.identity_grants(documents, caller, role_arn, access.ASSUME_ROLE):
+            return denied
+    return None
+
+
+def install() -> None:
+    original = TokenResponse.assume_role
+
+    def assume_role(self: Any) -> Any:
+        why = refusal(self.get_access_key(), str(self._get_param("RoleArn")))
+        if why:  # STS's own error document (AccessDenied is not among the error shapes of its model)
+            body = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    f"<Code>AccessDenied</Code><Message>{escape(why)}</Message></Error>"
+                    f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")  # fmt: skip
+            return body, {"status": 403, "Content-Type": "text/xml"}
+        return original(self)
+
+    TokenResponse.assume_role = assume_role  # type: ignore[method-assign]
+
+
+def lambda_credentials(role_arn: str, session_name: str) -> dict[str, str]:
+    """The credentials Lambda gives a function whose execution role is ``role_arn``: the Lambda service
+    assumes the role (its trust policy names lambda.amazonaws.com), not a caller of this local AWS."""
+    from moto.sts.models import sts_backends
+
+    backend = sts_backends[role_arn.split(":")[4]]["aws"]
+    role = backend.assume_role(region_name="us-east-1", role_session_name=session_name, role_arn=role_arn,
+                               policy="", duration=3600, external_id="")  # fmt: skip
+    return {"AWS_ACCESS_KEY_ID": role.access_key_id, "AWS_SECRET_ACCESS_KEY": role.secret_access_key,
+            "AWS_SESSION_TOKEN": role.session_token}  # fmt: skip
+
+
+def region_disabled(account: str, region: str) -> bool:
+    return (account, region) in DISABLED_REGIONS

@@ -1,0 +1,155 @@
+"""The demo's organization scenario: three member accounts × two regions × 20 tagged APIs, audited through
+the hub as organization/hub.yaml deploys it (planner -> shard queue -> worker mapping). One member account
+drifts, one has lost its audit role; the shard table and the per-API table are the dashboard's own
+Logs Insights queries (from hub.yaml), the alarms are hub.yaml's, and the notification is the worker's."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any, TextIO
+
+from access_auditor.local_aws.alarms import (
+    alarm_arn,
+    evaluate,
+    evaluate_math,
+    template_alarms,
+    template_math_alarms,
+)
+from access_auditor.local_aws.events import alarm_state_change, matches
+from access_auditor.local_aws.insights import run_query
+from access_auditor.local_aws.organization import (
+    HUB_STACK,
+    Cycle,
+    LocalOrganization,
+    create_organization,
+    planner_function,
+    run_cycle,
+    worker_function,
+)
+from access_auditor.local_aws.sample import STAGE, save_policy
+from access_auditor.local_aws.server import LocalAws
+from access_auditor.policy.expected import render_expected_policy
+
+CYCLES = 2  # two scheduled cycles: enough for the alarms that need 2 of 3 datapoints
+EXPECTED_ALARMS = {"PolicyDriftAlarm", "AuditErrorAlarm"}
+
+
+def dashboard_queries(org: LocalOrganization) -> dict[str, str]:
+    """The hub dashboard's Logs Insights queries by widget title, less the SOURCE command."""
+    body = json.loads(org.hub_value(org.hub["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
+    return {w["properties"]["title"]: str(w["properties"]["query"]).split("|", 1)[1].strip()
+            for w in body["widgets"] if w["type"] == "log"}  # fmt: skip
+
+
+def weaken(org: LocalOrganization, account: str, index: int) -> str:
+    """The console edit "to let the other team in", deployed, on one API of ``account``."""
+    api = org.apis[account][index]
+    apigw = org.aws.client("apigateway", api.region, account=account)
+    doc = render_expected_policy(
+        api, [f"arn:aws:iam::{account}:role/orders-app", org.member_role_arn(account)]
+    )
+    doc["Statement"][0]["Condition"] = {
+        "StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{account}:role/*"}
+    }
+    save_policy(apigw, api.api_id, json.dumps(doc))
+    apigw.create_deployment(restApiId=api.api_id, stageName=STAGE)
+    return api.api_id
+
+
+def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total: int) -> int:
+    out.write(paint(f"[{number}/{total}] An organization: 3 member accounts x 2 regions x 20 tagged APIs, through "
+                    "the hub's queue; one account drifts, one has lost its audit role", "bold") + "\n")  # fmt: skip
+    org = create_organization(aws, members=3, per_region=20)
+    healthy, drifting, roleless = org.members
+    weak = weaken(org, drifting, 25)  # in eu-west-1
+    org.remove_member_role(roleless)
+    topic = aws.client("sns").create_topic(Name=f"{HUB_STACK}-alarms")["TopicArn"]
+    url, _, mapping = org.shard_queue(worker_function(org, topic))
+    cycles: list[Cycle] = [run_cycle(planner_function(org, url), mapping) for _ in range(CYCLES)]
+    last = cycles[-1]
+    out.write(f"      organization {org.org_id}: members {', '.join(org.members)} (management {org.management} "
+              f"excluded); MaximumConcurrency {mapping.max_concurrency}, BatchSize {mapping.batch_size}\n")  # fmt: skip
+    out.write(f"      cycle: {last.planned} shards planned, {len(last.reports)} reported, in {last.seconds:.1f} s "
+              f"({len(last.invocations)} worker invocation(s), peak {mapping.peak_concurrency} at once)\n")  # fmt: skip
+    queries = dashboard_queries(org)
+    shard_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per shard")), last.logs)
+    _table(out, paint, "the dashboard's per-shard widget:", shard_rows, ["account", "region", "outcome", "targets", "reason"],
+           bad=lambda row: row.get("outcome") != "audited")  # fmt: skip
+    api_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per API")), last.logs)
+    problems = [r for r in api_rows if str(r.get("ok")) != "True"]
+    out.write(
+        f"      the dashboard's per-API widget: {len(api_rows)} APIs, {len(problems)} with a problem:\n"
+    )
+    _table(
+        out,
+        paint,
+        None,
+        problems,
+        ["account", "api", "region", "stage", "drift", "finding"],
+        bad=lambda row: True,
+    )
+    alarms = template_alarms(org.hub, stack=HUB_STACK)
+    states = {a.name: evaluate(a, *(c.points for c in cycles)) for a in alarms}
+    for math in template_math_alarms(org.hub, stack=HUB_STACK):
+        states[math.name] = evaluate_math(math, *(c.points for c in cycles))
+    firing = {name for name, state in states.items() if state == "ALARM"}
+    out.write(f"      alarms in ALARM after {CYCLES} cycles: {', '.join(sorted(firing)) or 'none'} "
+              f"(ShardsMissingAlarm: {states.get('ShardsMissingAlarm')})\n")  # fmt: skip
+    named = _notify(out, paint, org, topic, [a for a in alarms if states[a.name] == "ALARM"])
+    failed = {r["account"] for r in last.reports if r["outcome"] == "failed"}
+    ok = (
+        firing == EXPECTED_ALARMS
+        and last.planned == len(last.reports) == 6
+        and failed == {roleless}
+        and all("MEMBER_ROLE_UNAVAILABLE" in r["reason"] for r in last.reports if r["outcome"] == "failed")
+        and [r.get("api") for r in problems if str(r.get("drift")) == "True"] == [weak]
+        and weak in named
+        and roleless in named
+    )
+    out.write("      " + (paint("as expected", "green") if ok else paint("NOT as expected", "red")) + "\n")
+    return 0 if ok else 1
+
+
+def _table(out: TextIO, paint: Any, title: str | None, rows: list[dict[str, Any]], columns: list[str],
+           bad: Any) -> None:  # fmt: skip
+    if title:
+        out.write(f"      {title}\n")
+    table = [columns] + [[textwrap.shorten(str(row.get(c, "")), 60) for c in columns] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for i, line in enumerate(table):
+        text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        out.write("        " + (paint(text, "red") if i and bad(rows[i - 1]) else text) + "\n")
+
+
+def _notify(out: TextIO, paint: Any, org: LocalOrganization, topic: str, raised: list[Any]) -> str:
+    """Each alarm's change to ALARM, through hub.yaml's AlarmRaised pattern, to the worker; what it published."""
+    from moto.sns.models import sns_backends
+
+    aws = org.aws
+    arns = {a.name: alarm_arn(a.name) for a in raised}
+    rule = org.hub["Resources"]["WorkerFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"][
+        "Pattern"
+    ]
+    pattern = org.hub_value(rule, attributes={f"{name}.Arn": arn for name, arn in arns.items()})
+    sent = sns_backends[aws.account][aws.region].topics[topic].sent_notifications
+    worker = worker_function(org, topic)
+    text = ""
+    for alarm in raised:
+        event = alarm_state_change(alarm.name, arns[alarm.name], alarm.metric, alarm.namespace, dict(alarm.dimensions),
+                                   "ALARM", "OK", f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}",
+                                   aws.account, aws.region)  # fmt: skip
+        if not matches(pattern, event):
+            continue
+        before = len(sent)
+        worker(event)
+        if len(sent) == before:
+            out.write(paint(f"      {alarm.name}: no notification was published\n", "red"))
+            continue
+        _, message, subject, *_ = sent[-1]
+        text += message
+        out.write(f"      notification: {paint(subject or '', 'bold')}\n")
+        for line in message.splitlines():
+            if line.startswith("- "):
+                out.write("        " + textwrap.shorten(line, 150) + "\n")
+    return text

@@ -1,0 +1,189 @@
+"""An organization on the local AWS, deployed from the project's own templates: the management account
+holds the organization and the hub (its worker role as ``organization/hub.yaml`` declares it); each member
+account gets the audit role exactly as ``organization/member.yaml`` declares it (what the StackSet would
+deploy), and its tagged APIs in every region. The shard queue and its dead-letter queue are made as the hub
+template declares them, and ``EventSourceMapping`` consumes them as the worker's mapping would."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from access_auditor.local_aws.accounts import lambda_credentials
+from access_auditor.local_aws.alarms import Datapoint, function_spec, load_template, resolver
+from access_auditor.local_aws.event_source import EventSourceMapping
+from access_auditor.local_aws.invoke import invoke_auditor, shipped
+from access_auditor.local_aws.server import LocalAws
+from access_auditor.policy.document import ApiRef
+
+HUB_TEMPLATE = shipped("hub.yaml", "organization/hub.yaml")
+MEMBER_TEMPLATE = shipped("member.yaml", "organization/member.yaml")
+HUB_STACK = "apigw-access-auditor-hub"  # the member template's default HubWorkerRoleName is HUB_STACK-worker
+
+
+@dataclass
+class LocalOrganization:
+    aws: LocalAws
+    org_id: str
+    management: str
+    members: list[str]
+    regions: tuple[str, ...]
+    worker_role_arn: str
+    member_role_name: str
+    apis: dict[str, list[ApiRef]] = field(default_factory=dict)  # per member account
+    hub: dict[str, Any] = field(default_factory=dict)  # the hub template, loaded
+
+    def hub_value(
+        self, value: Any, overrides: dict[str, str] | None = None, attributes: dict[str, str] | None = None
+    ) -> Any:
+        """A value of the hub template, resolved as the local hub stack (its resources' local names)."""
+        where = f"{self.aws.region}:{self.management}"
+        params = {"OrganizationId": self.org_id, "Regions": ",".join(self.regions),
+                  "AlarmTopic": f"arn:aws:sns:{where}:{HUB_STACK}-alarms", **(overrides or {})}  # fmt: skip
+        names = {"ShardQueue.Arn": f"arn:aws:sqs:{where}:shards",
+                      "AlarmTopicKey.Arn": f"arn:aws:kms:{where}:key/local",
+                      "WorkerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-worker"}  # fmt: skip
+        return resolver(self.hub, params, HUB_STACK, {**names, **(attributes or {})})(value)
+
+    def member_role_arn(self, account: str) -> str:
+        return f"arn:aws:iam::{account}:role/{self.member_role_name}"
+
+    def worker_env(self, topic_arn: str = "") -> dict[str, str]:
+        """The worker's environment as the hub template sets it, with the credentials Lambda would give it."""
+        return self._env("WorkerFunction", {"ALARM_TOPIC_ARN": topic_arn} if topic_arn else {})
+
+    def planner_env(self, queue_url: str) -> dict[str, str]:
+        return self._env("PlannerFunction", {"SHARD_QUEUE_URL": queue_url})
+
+    def _env(self, function: str, extra: dict[str, str]) -> dict[str, str]:
+        variables = self.hub_value(self.hub["Resources"][function]["Properties"]["Environment"]["Variables"],
+                                   {"ExcludedAccounts": self.management})  # fmt: skip
+        env = {name: str(value) for name, value in variables.items()}
+        return {**self.aws.env, **lambda_credentials(self.worker_role_arn, function), **env,
+                "AWS_ENDPOINT_URL_EXECUTE_API": self.aws.gateway.url, **extra}  # fmt: skip
+
+    def shard_queue(
+        self, function: Any, visibility_s: int | None = None
+    ) -> tuple[str, str, EventSourceMapping]:
+        """(queue URL, dead-letter queue URL, the worker's mapping): the queue as the template declares it
+        (``visibility_s`` shortens its visibility timeout, so that a failed shard comes back within a test)."""
+        sqs = self.aws.client("sqs")
+        props = self.hub["Resources"]["ShardQueue"]["Properties"]
+        dlq = sqs.create_queue(QueueName="shard-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        redrive = {
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": int(props["RedrivePolicy"]["maxReceiveCount"]),
+        }
+        url = sqs.create_queue(QueueName="shards", Attributes={
+            "VisibilityTimeout": str(visibility_s or props["VisibilityTimeout"]), "RedrivePolicy": json.dumps(redrive)})["QueueUrl"]  # fmt: skip
+        source = self.hub["Resources"]["WorkerFunction"]["Properties"]["Events"]["Shards"]["Properties"]
+        mapping = EventSourceMapping(sqs, url, function, batch_size=int(self.hub_value(source["BatchSize"])),
+                                     max_concurrency=int(self.hub_value(source["ScalingConfig"]["MaximumConcurrency"])),
+                                     window_s=float(source["MaximumBatchingWindowInSeconds"]))  # fmt: skip
+        return url, dlq, mapping
+
+    def remove_member_role(self, account: str) -> None:
+        """What deleting the member stack (or the role) by hand does."""
+        iam = self.aws.client("iam", account=account)
+        for name in iam.list_role_policies(RoleName=self.member_role_name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=self.member_role_name, PolicyName=name)
+        iam.delete_role(RoleName=self.member_role_name)
+
+
+def create_organization(
+    aws: LocalAws,
+    members: int = 3,
+    regions: tuple[str, ...] = ("us-east-1", "eu-west-1"),
+    per_region: int = 20,
+) -> LocalOrganization:
+    """The organization (its management account is the local AWS's own), ``members`` member accounts with
+    the member stack, and ``per_region`` tagged APIs per member account and region, each locked to an app
+    role of its account and to the member audit role (so that the health call is made as the audit role)."""
+    from access_auditor.local_aws.sample import create_fleet
+
+    orgs = aws.client("organizations")
+    org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    for n in range(members):
+        orgs.create_account(Email=f"team-{n}@example.com", AccountName=f"team-{n}")
+    accounts = [a["Id"] for a in orgs.list_accounts()["Accounts"] if a["Id"] != aws.account]
+    hub = load_template(HUB_TEMPLATE)
+    member = load_template(MEMBER_TEMPLATE)
+    org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub)
+    worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
+    org.worker_role_arn = _create_role(aws, aws.account, worker)
+    org.member_role_name = str(org.hub_value({"Ref": "MemberRoleName"}))
+    for account in accounts:
+        overrides = {"HubAccountId": aws.account, "OrganizationId": org_id, "AWS::AccountId": account}
+        role = resolver(member, overrides)(member["Resources"]["AuditRole"]["Properties"])
+        audit_role = _create_role(aws, account, role)
+        app_role = f"arn:aws:iam::{account}:role/orders-app"
+        org.apis[account] = create_fleet(aws, (app_role, audit_role), regions, per_region, account=account)
+    return org
+
+
+def _create_role(aws: LocalAws, account: str, props: dict[str, Any]) -> str:
+    iam = aws.client("iam", account=account)
+    arn = iam.create_role(RoleName=props["RoleName"], AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+                          Path=props.get("Path", "/"))["Role"]["Arn"]  # fmt: skip
+    for policy in props.get("Policies", []):
+        document = dict(policy["PolicyDocument"])
+        # A statement under a false condition resolves to AWS::NoValue (""): CloudFormation leaves it out.
+        document["Statement"] = [s for s in document["Statement"] if s != ""]
+        iam.put_role_policy(RoleName=props["RoleName"], PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(document))  # fmt: skip
+    return str(arn)
+
+
+@dataclass
+class Cycle:
+    """One cycle through the queue: what the planner planned, each shard's report, and what was emitted."""
+
+    planned: int
+    reports: list[dict[str, Any]]
+    points: list[Datapoint]
+    logs: list[dict[str, Any]]
+    seconds: float
+    invocations: list[Any]
+
+
+def run_cycle(planner: Callable[[], Any], mapping: EventSourceMapping, timeout_s: float = 600) -> Cycle:
+    """Invoke the planner, then let the event source mapping drain the queue; every worker invocation's
+    answer (an ``invoke.Invocation``) is collected."""
+    started = time.monotonic()
+    first = len(mapping.invocations)
+    plan = planner()
+    if plan.error or not plan.result:
+        raise RuntimeError(f"the planner failed: {plan.error or plan.result}")
+    mapping.drain(timeout_s)
+    runs = mapping.invocations[first:]
+    answers = [getattr(run.answer, "result", None) or {} for run in runs]
+    points = list(plan.points) + [p for run in runs for p in getattr(run.answer, "points", [])]
+    logs = [line for run in runs for line in getattr(run.answer, "logs", [])]
+    reports = [shard for answer in answers for shard in answer.get("shards", [])]
+    return Cycle(int(plan.result["shards"]), reports, points, logs, time.monotonic() - started, runs)
+
+
+def worker_function(org: LocalOrganization, topic_arn: str = "") -> Callable[[dict[str, Any]], Any]:
+    """The hub's worker as Lambda runs it (hub.yaml's handler, in a process of its own, cold each time)."""
+    spec = function_spec(org.hub, "WorkerFunction", stack=HUB_STACK)
+
+    def invoke(event: dict[str, Any]) -> Any:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "event.json"
+            path.write_text(json.dumps(event))
+            return invoke_auditor(org.worker_env(topic_arn), event=path, spec=spec)
+
+    return invoke
+
+
+def planner_function(org: LocalOrganization, queue_url: str) -> Callable[[], Any]:
+    spec = function_spec(org.hub, "PlannerFunction", stack=HUB_STACK)
+    return lambda: invoke_auditor(org.planner_env(queue_url), spec=spec)
