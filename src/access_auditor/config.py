@@ -154,11 +154,11 @@ def load_hub_config(env: Mapping[str, str], *, planner: bool = False) -> HubConf
         raise ConfigError(
             f"MEMBER_ROLE_NAME: {role!r} is not an IAM role name (the member template's AuditRoleName)"
         )
-    accounts = _accounts(env, "ORG_ACCOUNTS")
+    accounts, excluded = _accounts(env, "ORG_ACCOUNTS"), _accounts(env, "EXCLUDED_ACCOUNTS")
     queue = env.get("SHARD_QUEUE_URL", "").strip()
     if planner and not queue.startswith(("https://", "http://")):
         raise ConfigError(f"SHARD_QUEUE_URL: {queue!r} is not a queue URL")
-    return HubConfig(role, accounts or None, _accounts(env, "EXCLUDED_ACCOUNTS"), queue, function_region(env))
+    return HubConfig(role, accounts or None, excluded, queue, function_region(env))
 
 
 def _accounts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -284,7 +284,8 @@ def discovered_target(
     health_role: str = "",
 ) -> Target:
     """A target from an API's tags, over the configured defaults; raises ConfigError naming the tag. A
-    health role given by name is a role of the API's own account."""
+    health role given without ``arn:`` is a role of the API's own account: its path and name
+    (``apigw-access-auditor/health/orders``, or ``orders`` when its path is /)."""
     values = {**config.defaults, "API_ID": api_id, "API_REGION": region, "API_ACCOUNT": account,
               "ALLOWED_ROLE_ARN": ",".join(roles.split()), "API_STAGE": stage}  # fmt: skip
     if health_path:

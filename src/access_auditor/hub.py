@@ -22,7 +22,7 @@ from access_auditor import handler
 from access_auditor.audit import TargetResult, run_audit
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.credentials import StsCredentials
-from access_auditor.checks import Memory, Scope
+from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, HubConfig, load_hub_config
 from access_auditor.errors import ConfigError, CredentialsError
 from access_auditor.findings import finding
@@ -47,7 +47,19 @@ def _hub_credentials() -> StsCredentials:
     return StsCredentials(Session())  # the function's own role; assumed roles cached until near expiry
 
 
-_memory = once_per_key(lambda scope: Memory())  # per account and region, for as long as the function is warm
+def _member_ports(key: tuple[Scope, float]) -> Ports:
+    """A member account's ports, kept while the function is warm: clients, quota buckets, the deployment
+    cache and the run memory of that account and region, signing as its member audit role (renewed by
+    botocore before the session expires)."""
+    scope, share = key
+    _, hub = _settings(False)
+    session = _hub_credentials().session_as(
+        member_role_arn(scope.account, hub.member_role_name), scope.region
+    )
+    return build_ports(session, share)
+
+
+_ports = once_per_key(_member_ports)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -139,7 +151,10 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for report, results in done.values():
         by_cycle[report.shard.cycle].append((report, results))
     for cycle, reports in by_cycle.items():
-        metrics.set_timestamp(cycle)  # with the planner's ShardsPlanned: a shard missing shows in its cycle
+        # With the planner's ShardsPlanned: a shard missing shows in its cycle. CloudWatch drops datapoints
+        # older than 14 days, so a shard redriven from the dead-letter queue that late counts now.
+        now = dt.datetime.now(dt.UTC)
+        metrics.set_timestamp(cycle if now - cycle < dt.timedelta(days=13) else now)
         for report, results in reports:
             publish(results, metrics, logger, heartbeat=False)
             metrics.add_metric(name=SHARD_REPORTED, unit=MetricUnit.Count, value=1)
@@ -159,17 +174,14 @@ def audit_shard(
     scope = Scope(shard.account, shard.region)
     role = member_role_arn(shard.account, hub.member_role_name)
     try:
-        credentials = _hub_credentials().credentials(role)
+        _hub_credentials().credentials(role)  # renewed every 5 minutes at most: a role gone shows at once
     except CredentialsError as exc:
         problem = TargetResult(placeholder(scope), [finding("MEMBER_ROLE_UNAVAILABLE",
             f"account {shard.account} ({shard.region}) is not audited: {exc}. The role is missing (deploy the member "
             "StackSet to this account; StackSets never deploy to the management account, which needs a stack of "
             "its own), or its trust policy does not admit this hub's worker role")])  # fmt: skip
         return report_shard(shard, [problem], time.monotonic() - started), [problem]
-    session = Session()
-    session.set_credentials(str(credentials.access_key), str(credentials.secret_key), credentials.token)
-    session.set_config_variable("region", shard.region)
-    ports = build_ports(session, config.control_plane_share, memory=_memory(scope))
+    ports = _ports((scope, config.control_plane_share))
     results = run_audit(
         shard_config(config, shard, role), ports, budget_s=budget_s - (time.monotonic() - started)
     )

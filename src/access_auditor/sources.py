@@ -6,7 +6,7 @@ The tag convention (values are space-separated, because tag values cannot hold c
 * ``access-auditor:allowed-roles``: the role ARNs the API must answer to (opting the API in);
 * ``access-auditor:stages``: the stages to audit (default: API_STAGE from the defaults, else every stage);
 * ``access-auditor:health-path``: the health call's path (default: HEALTH_PATH from the defaults);
-* ``access-auditor:health-role``: the role (a name in the API's account, or an ARN) to sign the health call
+* ``access-auditor:health-role``: the role (its path and name in the API's account, or its ARN) to sign the health call
   as, assumed from the auditor's own role (default: ASSUME_ROLE_ARN from the defaults, else the auditor's
   own role, which in an organization must then be one of the allowed roles).
 

@@ -14,18 +14,18 @@ from access_auditor.aws.clients import make_client
 from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
 from access_auditor.aws.pacing import QUOTAS, Pacer
-from access_auditor.checks import Memory, Ports, Scope
+from access_auditor.checks import Ports, Scope
 from access_auditor.transport import new_session
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
-def build_ports(session: Session | None = None, share: float = 0.5, memory: Memory | None = None) -> Ports:
+def build_ports(session: Session | None = None, share: float = 0.5) -> Ports:
     """Real adapters. Clients and quota buckets are made once per account and region and kept across warm
     invocations; every control-plane call goes through its account's and region's buckets at ``share`` of
     AWS's documented quotas. ``session`` is the identity every call is made as (an organization's worker
-    passes the member audit role's); ``memory``, what a warm function keeps of that scope between runs."""
+    passes the member audit role's)."""
     session = session or Session()
     pacers: Callable[[tuple[str, Scope]], Pacer] = once_per_key(lambda key: Pacer(QUOTAS[key[0]], share))
 
@@ -48,7 +48,6 @@ def build_ports(session: Session | None = None, share: float = 0.5, memory: Memo
         analyzer=once_per_key(
             lambda scope: AccessAnalyzer(make_client("accessanalyzer", scope.region, session))
         ),
-        memory=memory or Memory(),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -16,6 +17,7 @@ from access_auditor.policy.matrix import Method
 
 T = TypeVar("T")
 TAG_PREFIX = "access-auditor:"
+LISTED_FRESH_S = 60.0  # a stage listed by GetStages this long ago still stands for its GetStage
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ApiGateway:
         self._client = client
         self._pace = pace
         self._deployments: dict[tuple[str, str, str], tuple[dt.datetime | None, AccessConfig]] = {}
+        self._listed: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}  # GetStages items, just read
         self._lock = threading.Lock()
 
     def _call(self, operation: str, fn: Callable[..., T], **kwargs: Any) -> T:
@@ -82,9 +85,15 @@ class ApiGateway:
             kwargs["position"] = page["position"]
 
     def stages(self, api_id: str) -> list[str]:
-        """The API's stage names (GetStages)."""
+        """The API's stage names (GetStages). Each stage's item is what GetStage would answer, so the
+        stage's state read right after (within LISTED_FRESH_S) takes it instead of a GetStage call."""
         answer = self._call("GetStages", self._client.get_stages, restApiId=api_id)
-        return sorted(str(item["stageName"]) for item in answer.get("item", []))
+        items = answer.get("item", [])
+        now = time.monotonic()
+        with self._lock:
+            for item in items:
+                self._listed[(api_id, str(item["stageName"]))] = (now, item)
+        return sorted(str(item["stageName"]) for item in items)
 
     def get_policy(self, api_id: str) -> str | None:
         """The saved policy (GetRestApi): what the next deployment will serve, not what is live."""
@@ -112,7 +121,12 @@ class ApiGateway:
         """What the stage serves. GetStage names the deployment; GetDeployment with ``embed=apisummary``
         gives each method's authorizationType as deployed; GetExport "exports a deployed version of a
         RestApi", and with ``extensions=apigateway`` carries the deployed x-amazon-apigateway-policy."""
-        info = self._call("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)
+        with self._lock:
+            listed = self._listed.pop((api_id, stage), None)
+        if listed is not None and time.monotonic() - listed[0] <= LISTED_FRESH_S:
+            info = listed[1]
+        else:
+            info = self._call("GetStage", self._client.get_stage, restApiId=api_id, stageName=stage)
         canary = info.get("canarySettings") or {}
         deployment_id = info.get("deploymentId")
         if not deployment_id:

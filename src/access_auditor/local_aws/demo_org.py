@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from access_auditor.local_aws.alarms import (
@@ -16,6 +17,7 @@ from access_auditor.local_aws.alarms import (
     template_alarms,
     template_math_alarms,
 )
+from access_auditor.local_aws.event_source import EventSourceMapping
 from access_auditor.local_aws.events import alarm_state_change, matches
 from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.organization import (
@@ -57,29 +59,62 @@ def weaken(org: LocalOrganization, account: str, index: int) -> str:
     return api.api_id
 
 
-def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total: int) -> int:
-    out.write(paint(f"[{number}/{total}] An organization: 3 member accounts x 2 regions x 20 tagged APIs, through "
-                    "the hub's queue; one account drifts, one has lost its audit role", "bold") + "\n")  # fmt: skip
+@dataclass
+class OrgOutcome:
+    """What the organization scenario established, for the demo to print and a test to assert."""
+
+    org: LocalOrganization
+    mapping: EventSourceMapping
+    cycles: list[Cycle]
+    weak_api: str
+    drifting: str
+    roleless: str
+    states: dict[str, str]
+    shard_rows: list[dict[str, Any]]
+    api_rows: list[dict[str, Any]]
+    notifications: list[tuple[str, str]]  # (subject, message) the worker published
+
+    @property
+    def firing(self) -> set[str]:
+        return {name for name, state in self.states.items() if state == "ALARM"}
+
+
+def org_scenario(aws: LocalAws) -> OrgOutcome:
+    """Build the organization, break two accounts, run CYCLES cycles through the queue, evaluate hub.yaml's
+    alarms over them, and deliver each alarm that went to ALARM to the worker as EventBridge would."""
     org = create_organization(aws, members=3, per_region=20)
-    healthy, drifting, roleless = org.members
+    _, drifting, roleless = org.members
     weak = weaken(org, drifting, 25)  # in eu-west-1
     org.remove_member_role(roleless)
     topic = aws.client("sns").create_topic(Name=f"{HUB_STACK}-alarms")["TopicArn"]
-    url, _, mapping = org.shard_queue(worker_function(org, topic))
-    cycles: list[Cycle] = [run_cycle(planner_function(org, url), mapping) for _ in range(CYCLES)]
-    last = cycles[-1]
+    with worker_function(org, topic) as worker:
+        url, _, mapping = org.shard_queue(worker)
+        cycles = [run_cycle(planner_function(org, url), mapping) for _ in range(CYCLES)]
+        alarms = template_alarms(org.hub, stack=HUB_STACK)
+        states = {a.name: evaluate(a, *(c.points for c in cycles)) for a in alarms}
+        for math in template_math_alarms(org.hub, stack=HUB_STACK):
+            states[math.name] = evaluate_math(math, *(c.points for c in cycles))
+        sent = notify_raised(org, topic, worker, [a for a in alarms if states[a.name] == "ALARM"])
+    queries = dashboard_queries(org)
+    shard_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per shard")), cycles[-1].logs)
+    api_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per API")), cycles[-1].logs)
+    return OrgOutcome(org, mapping, cycles, weak, drifting, roleless, states, shard_rows, api_rows, sent)
+
+
+def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total: int) -> int:
+    out.write(paint(f"[{number}/{total}] An organization: 3 member accounts x 2 regions x 20 tagged APIs, through "
+                    "the hub's queue; one account drifts, one has lost its audit role", "bold") + "\n")  # fmt: skip
+    outcome = org_scenario(aws)
+    org, mapping, last = outcome.org, outcome.mapping, outcome.cycles[-1]
     out.write(f"      organization {org.org_id}: members {', '.join(org.members)} (management {org.management} "
               f"excluded); MaximumConcurrency {mapping.max_concurrency}, BatchSize {mapping.batch_size}\n")  # fmt: skip
     out.write(f"      cycle: {last.planned} shards planned, {len(last.reports)} reported, in {last.seconds:.1f} s "
               f"({len(last.invocations)} worker invocation(s), peak {mapping.peak_concurrency} at once)\n")  # fmt: skip
-    queries = dashboard_queries(org)
-    shard_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per shard")), last.logs)
-    _table(out, paint, "the dashboard's per-shard widget:", shard_rows, ["account", "region", "outcome", "targets", "reason"],
-           bad=lambda row: row.get("outcome") != "audited")  # fmt: skip
-    api_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per API")), last.logs)
-    problems = [r for r in api_rows if str(r.get("ok")) != "True"]
+    _table(out, paint, "the dashboard's per-shard widget:", outcome.shard_rows,
+           ["account", "region", "outcome", "targets", "reason"], bad=lambda row: row.get("outcome") != "audited")  # fmt: skip
+    problems = [r for r in outcome.api_rows if str(r.get("ok")) != "True"]
     out.write(
-        f"      the dashboard's per-API widget: {len(api_rows)} APIs, {len(problems)} with a problem:\n"
+        f"      the dashboard's per-API widget: {len(outcome.api_rows)} APIs, {len(problems)} with a problem:\n"
     )
     _table(
         out,
@@ -89,23 +124,23 @@ def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total:
         ["account", "api", "region", "stage", "drift", "finding"],
         bad=lambda row: True,
     )
-    alarms = template_alarms(org.hub, stack=HUB_STACK)
-    states = {a.name: evaluate(a, *(c.points for c in cycles)) for a in alarms}
-    for math in template_math_alarms(org.hub, stack=HUB_STACK):
-        states[math.name] = evaluate_math(math, *(c.points for c in cycles))
-    firing = {name for name, state in states.items() if state == "ALARM"}
-    out.write(f"      alarms in ALARM after {CYCLES} cycles: {', '.join(sorted(firing)) or 'none'} "
-              f"(ShardsMissingAlarm: {states.get('ShardsMissingAlarm')})\n")  # fmt: skip
-    named = _notify(out, paint, org, topic, [a for a in alarms if states[a.name] == "ALARM"])
+    out.write(f"      alarms in ALARM after {CYCLES} cycles: {', '.join(sorted(outcome.firing)) or 'none'} "
+              f"(ShardsMissingAlarm: {outcome.states.get('ShardsMissingAlarm')})\n")  # fmt: skip
+    for subject, message in outcome.notifications:
+        out.write(f"      notification: {paint(subject, 'bold')}\n")
+        for line in message.splitlines():
+            if line.startswith("- "):
+                out.write("        " + textwrap.shorten(line, 150) + "\n")
+    named = "\n".join(message for _, message in outcome.notifications)
     failed = {r["account"] for r in last.reports if r["outcome"] == "failed"}
     ok = (
-        firing == EXPECTED_ALARMS
+        outcome.firing == EXPECTED_ALARMS
         and last.planned == len(last.reports) == 6
-        and failed == {roleless}
+        and failed == {outcome.roleless}
         and all("MEMBER_ROLE_UNAVAILABLE" in r["reason"] for r in last.reports if r["outcome"] == "failed")
-        and [r.get("api") for r in problems if str(r.get("drift")) == "True"] == [weak]
-        and weak in named
-        and roleless in named
+        and [r.get("api") for r in problems if str(r.get("drift")) == "True"] == [outcome.weak_api]
+        and outcome.weak_api in named
+        and outcome.roleless in named
     )
     out.write("      " + (paint("as expected", "green") if ok else paint("NOT as expected", "red")) + "\n")
     return 0 if ok else 1
@@ -122,7 +157,9 @@ def _table(out: TextIO, paint: Any, title: str | None, rows: list[dict[str, Any]
         out.write("        " + (paint(text, "red") if i and bad(rows[i - 1]) else text) + "\n")
 
 
-def _notify(out: TextIO, paint: Any, org: LocalOrganization, topic: str, raised: list[Any]) -> str:
+def notify_raised(
+    org: LocalOrganization, topic: str, worker: Any, raised: list[Any]
+) -> list[tuple[str, str]]:
     """Each alarm's change to ALARM, through hub.yaml's AlarmRaised pattern, to the worker; what it published."""
     from moto.sns.models import sns_backends
 
@@ -133,8 +170,7 @@ def _notify(out: TextIO, paint: Any, org: LocalOrganization, topic: str, raised:
     ]
     pattern = org.hub_value(rule, attributes={f"{name}.Arn": arn for name, arn in arns.items()})
     sent = sns_backends[aws.account][aws.region].topics[topic].sent_notifications
-    worker = worker_function(org, topic)
-    text = ""
+    published = []
     for alarm in raised:
         event = alarm_state_change(alarm.name, arns[alarm.name], alarm.metric, alarm.namespace, dict(alarm.dimensions),
                                    "ALARM", "OK", f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}",
@@ -143,13 +179,7 @@ def _notify(out: TextIO, paint: Any, org: LocalOrganization, topic: str, raised:
             continue
         before = len(sent)
         worker(event)
-        if len(sent) == before:
-            out.write(paint(f"      {alarm.name}: no notification was published\n", "red"))
-            continue
-        _, message, subject, *_ = sent[-1]
-        text += message
-        out.write(f"      notification: {paint(subject or '', 'bold')}\n")
-        for line in message.splitlines():
-            if line.startswith("- "):
-                out.write("        " + textwrap.shorten(line, 150) + "\n")
-    return text
+        if len(sent) > before:
+            _, message, subject, *_ = sent[-1]
+            published.append((str(subject or ""), str(message)))
+    return published

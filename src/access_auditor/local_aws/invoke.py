@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from access_auditor.local_aws.alarms import Datapoint, FunctionSpec, function_spec, load_template, parse_emf
+from access_auditor.local_aws.lambda_runner import DONE
 
 HERE = Path(__file__).resolve().parent
 CODE_DIR = HERE.parents[1]  # the directory holding access_auditor: src/ in a clone, site-packages installed
@@ -48,6 +51,24 @@ class Invocation:
     max_rss_mb: int = 0
 
 
+def _environment(env: dict[str, str], spec: FunctionSpec) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("PYTHON")}
+    return {
+        **base,
+        "POWERTOOLS_SERVICE_NAME": spec.service,
+        "POWERTOOLS_METRICS_NAMESPACE": spec.namespace,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
+        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+        **env,
+    }
+
+
+def _command(python: str, code_dir: Path | None, spec: FunctionSpec, timeout_ms: int | None) -> list[str]:
+    return [python, str(RUNNER), "--code-dir", str(code_dir or CODE_DIR), "--handler", spec.handler,
+            "--timeout-ms", str(timeout_ms or spec.timeout_s * 1000), "--memory-mb", str(spec.memory_mb),
+            "--function-name", spec.logical_id]  # fmt: skip
+
+
 def invoke_auditor(
     env: dict[str, str],
     *,
@@ -63,31 +84,25 @@ def invoke_auditor(
     ``.aws-sam/build/AuditorFunction`` to run the built package. The function's Errors metric is synthesised as Lambda would count it.
     """
     spec = spec or function_spec(load_template(TEMPLATE))
-    base = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("PYTHON")}
-    full_env = {
-        **base,
-        "POWERTOOLS_SERVICE_NAME": spec.service,
-        "POWERTOOLS_METRICS_NAMESPACE": spec.namespace,
-        "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
-        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
-        **env,
-    }
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         completed = subprocess.run(
-            [python, str(RUNNER), "--code-dir", str(code_dir or CODE_DIR), "--handler", spec.handler,
-             "--event", str(event), "--result", str(result_file),
-             "--timeout-ms", str(timeout_ms or spec.timeout_s * 1000), "--memory-mb", str(spec.memory_mb),
-             "--function-name", spec.logical_id],
-            env=full_env, capture_output=True, text=True, timeout=(timeout_ms or spec.timeout_s * 1000) / 1000 + 60,
-            check=False,
+            [*_command(python, code_dir, spec, timeout_ms), "--event", str(event), "--result", str(result_file)],
+            env=_environment(env, spec), capture_output=True, text=True,
+            timeout=(timeout_ms or spec.timeout_s * 1000) / 1000 + 60, check=False,
         )  # fmt: skip
         if completed.returncode != 0 or not result_file.exists():
             raise RuntimeError(
                 f"the Lambda runner failed ({completed.returncode}): {completed.stderr[-2000:]}"
             )
         outcome = json.loads(result_file.read_text())
-    lines = completed.stdout.splitlines()
+    return _invocation(env, spec, outcome, completed.stdout)
+
+
+def _invocation(env: dict[str, str], spec: FunctionSpec, outcome: dict[str, Any], stdout: str) -> Invocation:
+    """What Lambda makes of one invocation's output: EMF datapoints, its Errors metric, the log lines (shipped
+    to the function's log group when a local AWS is at hand)."""
+    lines = stdout.splitlines()
     points = parse_emf(lines)
     points.append(
         Datapoint(
@@ -112,10 +127,74 @@ def invoke_auditor(
         outcome.get("error"),
         points,
         logs,
-        completed.stdout,
+        stdout,
         outcome.get("durationMs", 0),
         outcome.get("maxRssMb", 0),
     )
+
+
+class WarmFunction:
+    """A function as Lambda keeps it: execution environments that stay warm between invocations (module
+    state, clients and caches kept), one invocation at a time each, a new environment started only when all
+    are busy. ``with WarmFunction(env, spec) as function: function(event)``; the environments stop on exit."""
+
+    def __init__(self, env: dict[str, str], spec: FunctionSpec, *, python: str = sys.executable) -> None:
+        self.env, self.spec, self.python = env, spec, python
+        self.started = 0  # environments started (cold starts)
+        self._idle: list[subprocess.Popen[str]] = []
+        self._all: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory()
+
+    def __enter__(self) -> WarmFunction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self._all:
+            if process.stdin:
+                process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout:
+                process.stdout.close()
+        self._tmp.cleanup()
+
+    def __call__(self, event: dict[str, Any]) -> Invocation:
+        with self._lock:
+            process = self._idle.pop() if self._idle else None
+        if process is None:
+            process = subprocess.Popen([*_command(self.python, None, self.spec, None), "--serve"],
+                                       env=_environment(self.env, self.spec), stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True, bufsize=1)  # fmt: skip
+            with self._lock:
+                self._all.append(process)
+                self.started += 1
+        try:
+            name = f"{id(process)}-{time.monotonic_ns()}"
+            event_file, result_file = (
+                Path(self._tmp.name) / f"{name}.event",
+                Path(self._tmp.name) / f"{name}.result",
+            )
+            event_file.write_text(json.dumps(event))
+            assert process.stdin and process.stdout
+            process.stdin.write(json.dumps({"event": str(event_file), "result": str(result_file)}) + "\n")
+            lines = []
+            for line in process.stdout:
+                if line.rstrip("\n") == DONE:
+                    break
+                lines.append(line)
+            else:
+                raise RuntimeError(f"the execution environment of {self.spec.logical_id} stopped")
+            outcome = json.loads(result_file.read_text())
+        except BaseException:
+            process.kill()
+            raise
+        with self._lock:
+            self._idle.append(process)
+        return _invocation(self.env, self.spec, outcome, "".join(lines))
 
 
 def ship_logs(env: dict[str, str], group: str, lines: list[str]) -> None:

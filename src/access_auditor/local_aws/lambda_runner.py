@@ -49,12 +49,17 @@ def _peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+DONE = "--- lambda_runner: invocation done ---"  # the line that ends one invocation's output when serving
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code-dir", required=True)
     parser.add_argument("--handler", required=True, help="module.function, as in the template's Handler")
-    parser.add_argument("--event", required=True, help="a JSON file")
-    parser.add_argument("--result", required=True, help="where to write {'result': ...} or {'error': ...}")
+    parser.add_argument("--event", help="a JSON file")
+    parser.add_argument("--result", help="where to write {'result': ...} or {'error': ...}")
+    parser.add_argument("--serve", action="store_true",
+                        help="a warm environment: read one JSON line {event, result} per invocation from stdin")  # fmt: skip
     parser.add_argument("--timeout-ms", type=int, default=60000)
     parser.add_argument("--memory-mb", type=int, default=256)
     parser.add_argument("--function-name", default="AuditorFunction")
@@ -65,16 +70,32 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sys.path.insert(0, str(Path(args.code_dir).resolve()))
     module_name, _, function_name = args.handler.rpartition(".")
-    outcome: dict[str, Any]
+    handler = None
+    init_error = None
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
-        event = json.loads(Path(args.event).read_text())
-        outcome = {"result": handler(event, Context(args.function_name, args.timeout_ms, args.memory_mb))}
     except Exception as exc:  # what Lambda would count in the function's Errors metric
-        outcome = {"error": f"{type(exc).__name__}: {exc}"}
-    outcome["durationMs"] = round((time.monotonic() - started) * 1000)
-    outcome["maxRssMb"] = _peak_rss_mb()
-    Path(args.result).write_text(json.dumps(outcome, default=str))
+        init_error = f"{type(exc).__name__}: {exc}"
+    requests = (
+        (json.loads(line) for line in sys.stdin)
+        if args.serve
+        else iter([{"event": args.event, "result": args.result}])
+    )
+    for request in requests:  # the first invocation is billed with the init (the import) before it
+        outcome: dict[str, Any]
+        try:
+            if handler is None:
+                raise RuntimeError(init_error)
+            event = json.loads(Path(request["event"]).read_text())
+            outcome = {"result": handler(event, Context(args.function_name, args.timeout_ms, args.memory_mb))}
+        except Exception as exc:
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        outcome["durationMs"] = round((time.monotonic() - started) * 1000)
+        outcome["maxRssMb"] = _peak_rss_mb()
+        Path(request["result"]).write_text(json.dumps(outcome, default=str))
+        if args.serve:
+            print(DONE, flush=True)
+        started = time.monotonic()
     return 0
 
 

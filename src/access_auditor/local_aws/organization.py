@@ -7,17 +7,15 @@ template declares them, and ``EventSourceMapping`` consumes them as the worker's
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from access_auditor.local_aws.accounts import lambda_credentials
 from access_auditor.local_aws.alarms import Datapoint, function_spec, load_template, resolver
 from access_auditor.local_aws.event_source import EventSourceMapping
-from access_auditor.local_aws.invoke import invoke_auditor, shipped
+from access_auditor.local_aws.invoke import WarmFunction, invoke_auditor, shipped
 from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.document import ApiRef
 
@@ -68,13 +66,13 @@ class LocalOrganization:
                 "AWS_ENDPOINT_URL_EXECUTE_API": self.aws.gateway.url, **extra}  # fmt: skip
 
     def shard_queue(
-        self, function: Any, visibility_s: int | None = None
+        self, function: Any, visibility_s: int | None = None, name: str = "shards"
     ) -> tuple[str, str, EventSourceMapping]:
         """(queue URL, dead-letter queue URL, the worker's mapping): the queue as the template declares it
         (``visibility_s`` shortens its visibility timeout, so that a failed shard comes back within a test)."""
         sqs = self.aws.client("sqs")
         props = self.hub["Resources"]["ShardQueue"]["Properties"]
-        dlq = sqs.create_queue(QueueName="shard-dlq")["QueueUrl"]
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
@@ -82,7 +80,7 @@ class LocalOrganization:
             "deadLetterTargetArn": dlq_arn,
             "maxReceiveCount": int(props["RedrivePolicy"]["maxReceiveCount"]),
         }
-        url = sqs.create_queue(QueueName="shards", Attributes={
+        url = sqs.create_queue(QueueName=name, Attributes={
             "VisibilityTimeout": str(visibility_s or props["VisibilityTimeout"]), "RedrivePolicy": json.dumps(redrive)})["QueueUrl"]  # fmt: skip
         source = self.hub["Resources"]["WorkerFunction"]["Properties"]["Events"]["Shards"]["Properties"]
         mapping = EventSourceMapping(sqs, url, function, batch_size=int(self.hub_value(source["BatchSize"])),
@@ -113,7 +111,8 @@ def create_organization(
     org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
     for n in range(members):
         orgs.create_account(Email=f"team-{n}@example.com", AccountName=f"team-{n}")
-    accounts = [a["Id"] for a in orgs.list_accounts()["Accounts"] if a["Id"] != aws.account]
+    pages = orgs.get_paginator("list_accounts").paginate()
+    accounts = [a["Id"] for page in pages for a in page["Accounts"] if a["Id"] != aws.account]
     hub = load_template(HUB_TEMPLATE)
     member = load_template(MEMBER_TEMPLATE)
     org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub)
@@ -171,17 +170,10 @@ def run_cycle(planner: Callable[[], Any], mapping: EventSourceMapping, timeout_s
     return Cycle(int(plan.result["shards"]), reports, points, logs, time.monotonic() - started, runs)
 
 
-def worker_function(org: LocalOrganization, topic_arn: str = "") -> Callable[[dict[str, Any]], Any]:
-    """The hub's worker as Lambda runs it (hub.yaml's handler, in a process of its own, cold each time)."""
-    spec = function_spec(org.hub, "WorkerFunction", stack=HUB_STACK)
-
-    def invoke(event: dict[str, Any]) -> Any:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "event.json"
-            path.write_text(json.dumps(event))
-            return invoke_auditor(org.worker_env(topic_arn), event=path, spec=spec)
-
-    return invoke
+def worker_function(org: LocalOrganization, topic_arn: str = "") -> WarmFunction:
+    """The hub's worker as Lambda runs it: hub.yaml's handler in execution environments of its own, kept
+    warm between invocations (``with worker_function(org) as worker: ...``)."""
+    return WarmFunction(org.worker_env(topic_arn), function_spec(org.hub, "WorkerFunction", stack=HUB_STACK))
 
 
 def planner_function(org: LocalOrganization, queue_url: str) -> Callable[[], Any]:

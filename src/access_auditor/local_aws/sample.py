@@ -136,12 +136,14 @@ def create_fleet(
     regions: tuple[str, ...],
     per_region: int,
     account: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> list[ApiRef]:
     """``per_region`` small APIs in each region (GET /health, AWS_IAM, a MOCK integration), locked to
     ``allowed_role_arn`` with the expected policy, deployed to prod, and tagged for discovery
     (access-auditor:allowed-roles). They are seeded straight into the emulator's state, as an account's
     history would have left them: the quotas throttle what the auditor does, not the set-up of the world.
-    ``allowed_role_arn`` may be several roles; ``account`` defaults to the local AWS's own."""
+    ``allowed_role_arn`` may be several roles; ``account`` defaults to the local AWS's own; ``tags`` are
+    added to each."""
     from moto.apigateway.models import apigateway_backends
 
     roles = (allowed_role_arn,) if isinstance(allowed_role_arn, str) else allowed_role_arn
@@ -151,7 +153,7 @@ def create_fleet(
         backend = apigateway_backends[account][region]
         for n in range(per_region):
             api = backend.create_rest_api(f"fleet-{region}-{n}", "", endpoint_configuration={"types": ["REGIONAL"]},  # type: ignore[arg-type]
-                                          tags={"access-auditor:allowed-roles": " ".join(roles)})  # type: ignore[arg-type]  # fmt: skip
+                                          tags={"access-auditor:allowed-roles": " ".join(roles), **(tags or {})})  # type: ignore[arg-type]  # fmt: skip
             ref = ApiRef(region, account, api.id)
             root = next(r for r in backend.get_resources(api.id) if r.get_path() == "/")
             health = backend.create_resource(api.id, root.id, "health")

@@ -1,0 +1,183 @@
+"""An organization through the hub on the local AWS: accounts reached only through their member audit role,
+the planner, the shard queue and the worker as hub.yaml deploys them, each worker a process of its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from access_auditor.local_aws import accounts
+from access_auditor.local_aws.demo_org import EXPECTED_ALARMS, org_scenario
+from access_auditor.local_aws.event_source import EventSourceMapping
+from access_auditor.local_aws.organization import LocalOrganization, create_organization, worker_function
+from access_auditor.local_aws.sample import create_fleet
+from access_auditor.local_aws.server import LocalAws
+from access_auditor.org import Shard
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[LocalOrganization]:
+    with LocalAws() as aws:
+        yield create_organization(aws, members=2, per_region=2)
+
+
+def audit_shard(org: LocalOrganization, account: str, region: str) -> dict[str, Any]:
+    """One shard, handed to the worker as the event source mapping would hand it."""
+    body = Shard(account, region, dt.datetime.now(dt.UTC).replace(microsecond=0)).body()
+    record = {"messageId": "m-1", "receiptHandle": "r-1", "body": body, "attributes": {}, "messageAttributes": {},
+              "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:shards",
+              "awsRegion": "us-east-1"}  # fmt: skip
+    with worker_function(org) as worker:
+        run = worker({"Records": [record]})
+    assert run.error is None, run.error
+    return {"result": run.result, "logs": run.logs, "points": run.points}
+
+
+def test_an_organization_is_audited_end_to_end_through_the_queue() -> None:
+    # GIVEN 3 member accounts x 2 regions x 20 tagged APIs; one API weakened and deployed, one account without
+    # its audit role
+    with LocalAws() as aws:
+        outcome = org_scenario(aws)
+    last = outcome.cycles[-1]
+    # THEN every shard of the cycle is reported on, and only the role-less account's shards failed, saying so
+    assert last.planned == len(last.reports) == 6
+    failed = [r for r in last.reports if r["outcome"] == "failed"]
+    assert {r["account"] for r in failed} == {outcome.roleless} and len(failed) == 2
+    assert all(r["reason"].startswith("MEMBER_ROLE_UNAVAILABLE") for r in failed)
+    assert sum(r["targets"] for r in last.reports) == 80
+    # and the drifted API is the one the dashboard's table shows drifted, the alarms fire, and the
+    # notifications name the API and the account
+    drifted = [r["api"] for r in outcome.api_rows if str(r.get("drift")) == "True"]
+    assert drifted == [outcome.weak_api]
+    assert outcome.firing == EXPECTED_ALARMS and outcome.states["ShardsMissingAlarm"] == "OK"
+    subjects = " ".join(subject for subject, _ in outcome.notifications)
+    assert outcome.weak_api in subjects and f"account {outcome.roleless}" in subjects
+    assert sum(v for p in last.points if p.metric == "ShardReported" for v in p.values) == 6
+    assert sum(v for p in last.points if p.metric == "ShardsPlanned" for v in p.values) == 6
+
+
+def test_the_health_call_is_made_only_as_a_role_the_policy_exempts(org: LocalOrganization) -> None:
+    aws, account, region = org.aws, org.members[0], "ap-southeast-2"
+    iam = aws.client("iam", account=account)
+    # GIVEN an API that exempts only its app role, and one whose health role the member role may assume
+    (bare,) = create_fleet(aws, f"arn:aws:iam::{account}:role/orders-app", (region,), 1, account=account)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+             "Principal": {"AWS": org.member_role_arn(account)}}]}  # fmt: skip
+    health_role = iam.create_role(RoleName="orders-health", Path="/apigw-access-auditor/health/",
+                                  AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]  # fmt: skip
+    iam.put_role_policy(RoleName="orders-health", PolicyName="invoke", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
+                                                "Resource": f"arn:aws:execute-api:*:{account}:*/*/GET/health"}]}))  # fmt: skip
+    tag = {"access-auditor:health-role": "apigw-access-auditor/health/orders-health"}
+    (delegated,) = create_fleet(aws, health_role, (region,), 1, account=account, tags=tag)
+    # WHEN the shard is audited
+    run = audit_shard(org, account, region)
+    targets = {t["apiId"]: t for t in run_targets(run)}
+    # THEN the first is not called at all, and says why; the second is called as its health role
+    assert targets[bare.api_id]["statusCode"] is None
+    assert [f["code"] for f in targets[bare.api_id]["findings"]] == ["HEALTH_IDENTITY_MISSING"]
+    assert (
+        targets[bare.api_id]["flags"]["AuditError"] == 1
+        and "HealthCheckFailed" not in targets[bare.api_id]["flags"]
+    )
+    assert targets[delegated.api_id]["statusCode"] == 200 and targets[delegated.api_id]["healthy"]
+
+
+def run_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [line["audit"] for line in run["logs"] if line.get("message") == "target audited"]
+
+
+def test_a_region_the_account_has_not_enabled_fails_its_shard_with_the_reason(org: LocalOrganization) -> None:
+    account, region = org.members[1], "ap-northeast-1"
+    accounts.DISABLED_REGIONS.add((account, region))
+    try:
+        run = audit_shard(org, account, region)
+    finally:
+        accounts.DISABLED_REGIONS.discard((account, region))
+    (report,) = run["result"]["shards"]
+    assert report["outcome"] == "failed" and report["reason"].startswith("DISCOVERY_FAILED")
+    assert "not enabled" in report["reason"]
+
+
+def test_a_message_that_is_not_a_shard_ends_in_the_dead_letter_queue_and_the_batch_still_reports(
+    org: LocalOrganization,
+) -> None:
+    # GIVEN a queue as the template declares it (its visibility timeout shortened) holding garbage and a shard
+    sqs = org.aws.client("sqs")
+    with worker_function(org) as worker:
+        url, dlq, mapping = org.shard_queue(worker, visibility_s=6, name="shards-dlq-test")
+        sqs.send_message(QueueUrl=url, MessageBody="{not json")
+        shard = Shard(org.members[0], "us-east-1", dt.datetime.now(dt.UTC).replace(microsecond=0))
+        sqs.send_message(QueueUrl=url, MessageBody=shard.body())
+        mapping.drain(timeout_s=120, idle_s=8)
+    # THEN the shard was reported once, and the garbage went to the dead-letter queue after maxReceiveCount
+    reports = [
+        s
+        for run in mapping.invocations
+        for s in (getattr(run.answer, "result", None) or {}).get("shards", [])
+    ]
+    assert [r["outcome"] for r in reports] == ["audited"]
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert [m["Body"] for m in dead] == ["{not json"]
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+        "ApproximateNumberOfMessages"] == "0"  # fmt: skip
+
+
+def test_the_mapping_never_runs_more_than_its_maximum_concurrency(org: LocalOrganization) -> None:
+    import threading
+    import time
+
+    sqs = org.aws.client("sqs")
+    url = sqs.create_queue(QueueName="cap-test", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    for n in range(8):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def slow(event: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(0.3)
+        with lock:
+            seen.extend(r["body"] for r in event["Records"])
+        return {"batchItemFailures": []}
+
+    mapping = EventSourceMapping(sqs, url, slow, batch_size=1, max_concurrency=2)
+    mapping.drain(timeout_s=30)
+    assert sorted(seen) == [str(n) for n in range(8)] and mapping.peak_concurrency == 2
+
+
+def test_sts_refuses_what_sts_refuses(org: LocalOrganization) -> None:
+    from botocore.exceptions import ClientError
+
+    from access_auditor.local_aws.accounts import lambda_credentials
+
+    aws, member = org.aws, org.members[0]
+
+    def assume(credentials: dict[str, str] | None, role_arn: str) -> str:
+        import boto3
+
+        keys = ({"aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+                 "aws_session_token": credentials["AWS_SESSION_TOKEN"]} if credentials else
+                {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"})  # fmt: skip
+        sts = boto3.client("sts", endpoint_url=aws.endpoint, region_name="us-east-1", **keys)
+        try:
+            return str(sts.assume_role(RoleArn=role_arn, RoleSessionName="test")["AssumedRoleUser"]["Arn"])
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+
+    worker = lambda_credentials(org.worker_role_arn, "worker")
+    # the hub's worker may; a role that does not exist may not be assumed by anyone
+    assert assume(worker, org.member_role_arn(member)).startswith(f"arn:aws:sts::{member}:assumed-role/")
+    assert assume(None, f"arn:aws:iam::{member}:role/no-such-role") == "AccessDenied"
+    # a role outside the organization, even one allowed to call sts:AssumeRole anywhere, is not trusted
+    stranger_iam = aws.client("iam", account="999999999999")
+    stranger_iam.create_role(RoleName=org.worker_role_arn.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))  # fmt: skip
+    stranger_iam.put_role_policy(RoleName=org.worker_role_arn.rsplit("/", 1)[1], PolicyName="any", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))  # fmt: skip
+    stranger = lambda_credentials(org.worker_role_arn.replace(org.management, "999999999999"), "stranger")
+    assert assume(stranger, org.member_role_arn(member)) == "AccessDenied"
