@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from access_auditor.cli.main import main
-from access_auditor.local_aws.demo import SCENARIOS
+from access_auditor.local_aws.demo import EXTRA, SCENARIOS
 from access_auditor.local_aws.sample import STAGE
 from access_auditor.policy.document import ApiRef
 from tests.adversarial import adversarial_policies
@@ -205,11 +205,12 @@ def test_audit_bad_config_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_demo_detects_every_scenario() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    run = subprocess.run([CLI, "demo"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run([CLI, "demo"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    # every scripted scenario, and the change-driven one after them
+    # every scripted scenario, and after them the change-driven one and the organization
     assert (
-        run.stdout.count("\n      as expected") == len(SCENARIOS) + 1 and "NOT as expected" not in run.stdout
+        run.stdout.count("\n      as expected") == len(SCENARIOS) + EXTRA
+        and "NOT as expected" not in run.stdout
     )
     assert "\033[" not in run.stdout  # no colour codes when not on a terminal
 

@@ -13,7 +13,12 @@ import pytest
 from access_auditor.local_aws import accounts
 from access_auditor.local_aws.demo_org import EXPECTED_ALARMS, org_scenario
 from access_auditor.local_aws.event_source import EventSourceMapping
-from access_auditor.local_aws.organization import LocalOrganization, create_organization, worker_function
+from access_auditor.local_aws.organization import (
+    LocalOrganization,
+    create_organization,
+    shard_event,
+    worker_function,
+)
 from access_auditor.local_aws.sample import create_fleet
 from access_auditor.local_aws.server import LocalAws
 from access_auditor.org import Shard
@@ -27,12 +32,9 @@ def org() -> Iterator[LocalOrganization]:
 
 def audit_shard(org: LocalOrganization, account: str, region: str) -> dict[str, Any]:
     """One shard, handed to the worker as the event source mapping would hand it."""
-    body = Shard(account, region, dt.datetime.now(dt.UTC).replace(microsecond=0)).body()
-    record = {"messageId": "m-1", "receiptHandle": "r-1", "body": body, "attributes": {}, "messageAttributes": {},
-              "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:shards",
-              "awsRegion": "us-east-1"}  # fmt: skip
+    shard = Shard(account, region, dt.datetime.now(dt.UTC).replace(microsecond=0))
     with worker_function(org) as worker:
-        run = worker({"Records": [record]})
+        run = worker(shard_event(shard))
     assert run.error is None, run.error
     return {"result": run.result, "logs": run.logs, "points": run.points}
 

@@ -146,3 +146,53 @@ def test_the_hub_translates_to_a_scheduled_planner_and_a_capped_worker() -> None
     assert len(schedules) == 1 and schedules[0]["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
     assert resources["PlannerFunction"]["Properties"]["Handler"] == "access_auditor.hub.plan_handler"
     assert resources["WorkerFunction"]["Properties"]["Handler"] == "access_auditor.hub.work_handler"
+
+
+@pytest.fixture(scope="module")
+def built_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+    import sys
+
+    build_dir = tmp_path_factory.mktemp("sam-build-hub")
+    sam = shutil.which("sam", path=str(Path(sys.executable).parent)) or "sam"
+    run = subprocess.run([sam, "build", "--template", str(HUB_TEMPLATE), "--build-dir", str(build_dir)], cwd=ROOT,
+                         capture_output=True, text=True, check=False, env={**os.environ, "SAM_CLI_TELEMETRY": "0"})  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return build_dir
+
+
+def test_the_built_worker_audits_a_shard_under_the_runtime_interpreter(
+    built_hub: Path, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import json
+    import shutil
+
+    from access_auditor.local_aws.alarms import function_spec
+    from access_auditor.local_aws.invoke import invoke_auditor
+    from access_auditor.local_aws.organization import create_organization, shard_event
+    from access_auditor.local_aws.server import LocalAws
+    from access_auditor.org import Shard
+
+    python313 = shutil.which("python3.13")
+    assert python313, "python3.13 (the Lambda runtime) must be on PATH; `make test` puts pyenv's there"
+    for function in ("PlannerFunction", "WorkerFunction"):
+        assert (built_hub / function / "access_auditor" / "hub.py").exists()
+        assert not (built_hub / function / "access_auditor" / "local_aws").exists()
+        for service in ("organizations", "sqs", "sts", "apigateway"):
+            assert (built_hub / function / "botocore" / "data" / service).is_dir(), (function, service)
+    with LocalAws() as aws:
+        org = create_organization(aws, members=1, regions=("us-east-1",), per_region=2)
+        event = tmp_path / "shard.json"
+        event.write_text(
+            json.dumps(
+                shard_event(
+                    Shard(org.members[0], "us-east-1", dt.datetime.now(dt.UTC).replace(microsecond=0))
+                )
+            )
+        )
+        run = invoke_auditor(org.worker_env(), python=python313, code_dir=built_hub / "WorkerFunction", event=event,
+                             spec=function_spec(org.hub, "WorkerFunction", stack=HUB_STACK))  # fmt: skip
+    assert run.error is None, run.error
+    (report,) = run.result["shards"]
+    assert (report["outcome"], report["targets"]) == ("audited", 2)

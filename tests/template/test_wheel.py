@@ -16,7 +16,17 @@ import pytest
 from access_auditor import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
-TREE = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "template.yaml", "events", "src")
+TREE = (
+    "pyproject.toml",
+    "setup.py",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "template.yaml",
+    "events",
+    "organization",
+    "src",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +56,9 @@ def test_the_wheel_is_one_namespaced_package_with_what_the_demo_reads(wheel: Pat
     }
     assert "access_auditor/local_aws/data/template.yaml" in names
     assert "access_auditor/local_aws/data/scheduled.json" in names
+    assert {"access_auditor/local_aws/data/hub.yaml", "access_auditor/local_aws/data/member.yaml"} <= set(
+        names
+    )
 
 
 def test_the_installed_wheel_runs_the_demo(wheel: Path, tmp_path: Path) -> None:

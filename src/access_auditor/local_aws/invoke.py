@@ -49,6 +49,7 @@ class Invocation:
     stdout: str = ""
     duration_ms: int = 0
     max_rss_mb: int = 0
+    cpu_ms: int = 0
 
 
 def _environment(env: dict[str, str], spec: FunctionSpec) -> dict[str, str]:
@@ -130,6 +131,7 @@ def _invocation(env: dict[str, str], spec: FunctionSpec, outcome: dict[str, Any]
         stdout,
         outcome.get("durationMs", 0),
         outcome.get("maxRssMb", 0),
+        outcome.get("cpuMs", 0),
     )
 
 

@@ -37,6 +37,11 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss_mb() -> int:
     """This process's peak resident memory. /proc's VmHWM belongs to this program alone; getrusage's
     ru_maxrss would also count the parent's peak from before the exec (Linux carries it over)."""
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # As the Lambda runtime does: the root logger writes to the function's log, at AWS_LAMBDA_LOG_LEVEL.
     logging.basicConfig(stream=sys.stdout, level=os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_s()
     sys.path.insert(0, str(Path(args.code_dir).resolve()))
     module_name, _, function_name = args.handler.rpartition(".")
     handler = None
@@ -91,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             outcome = {"error": f"{type(exc).__name__}: {exc}"}
         outcome["durationMs"] = round((time.monotonic() - started) * 1000)
+        outcome["cpuMs"] = round((_cpu_s() - cpu) * 1000)  # every thread's user and system time
         outcome["maxRssMb"] = _peak_rss_mb()
         Path(request["result"]).write_text(json.dumps(outcome, default=str))
         if args.serve:
             print(DONE, flush=True)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _cpu_s()
     return 0
 
 

@@ -17,6 +17,7 @@ from access_auditor.local_aws.alarms import Datapoint, function_spec, load_templ
 from access_auditor.local_aws.event_source import EventSourceMapping
 from access_auditor.local_aws.invoke import WarmFunction, invoke_auditor, shipped
 from access_auditor.local_aws.server import LocalAws
+from access_auditor.org import Shard
 from access_auditor.policy.document import ApiRef
 
 HUB_TEMPLATE = shipped("hub.yaml", "organization/hub.yaml")
@@ -179,3 +180,11 @@ def worker_function(org: LocalOrganization, topic_arn: str = "") -> WarmFunction
 def planner_function(org: LocalOrganization, queue_url: str) -> Callable[[], Any]:
     spec = function_spec(org.hub, "PlannerFunction", stack=HUB_STACK)
     return lambda: invoke_auditor(org.planner_env(queue_url), spec=spec)
+
+
+def shard_event(*shards: Shard) -> dict[str, Any]:
+    """The SQS event the worker's event source mapping would hand over for these shards."""
+    return {"Records": [{"messageId": f"m-{n}", "receiptHandle": f"r-{n}", "body": shard.body(), "attributes": {},
+                         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:shards", "awsRegion": "us-east-1"}
+                        for n, shard in enumerate(shards)]}  # fmt: skip
