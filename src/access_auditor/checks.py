@@ -153,7 +153,7 @@ class Observation:
         stage = self._memo.get("stage")
         deployment = stage.deployment_id if isinstance(stage, StageState) else None
         known = self.ports.memory.saved_methods.get(target.key)
-        now = time.monotonic()
+        now = time.time()  # wall time: the hub shares these entries between execution environments
         fresh = now - known[1] < self.config.saved_methods_max_age_s if known else False
         if known and known[0] == deployment and fresh and not self.methods_changed:
             methods = known[2]

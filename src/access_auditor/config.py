@@ -144,7 +144,8 @@ class HubConfig:
     accounts: tuple[str, ...] | None  # ORG_ACCOUNTS, or None: AWS Organizations ListAccounts
     excluded: tuple[str, ...]  # EXCLUDED_ACCOUNTS
     queue_url: str  # SHARD_QUEUE_URL: where the planner sends one message per account and region
-    region: str  # the hub's own region (Organizations, SQS and STS are called there)
+    region: str  # the hub's own region (Organizations, SQS, STS and DynamoDB are called there)
+    cache_table: str = ""  # CACHE_TABLE: the DynamoDB table the workers share what they read through
 
 
 def load_hub_config(env: Mapping[str, str], *, planner: bool = False) -> HubConfig:
@@ -158,7 +159,10 @@ def load_hub_config(env: Mapping[str, str], *, planner: bool = False) -> HubConf
     queue = env.get("SHARD_QUEUE_URL", "").strip()
     if planner and not queue.startswith(("https://", "http://")):
         raise ConfigError(f"SHARD_QUEUE_URL: {queue!r} is not a queue URL")
-    return HubConfig(role, accounts or None, excluded, queue, function_region(env))
+    table = env.get("CACHE_TABLE", "").strip()
+    if table and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
+        raise ConfigError(f"CACHE_TABLE: {table!r} is not a DynamoDB table name")
+    return HubConfig(role, accounts or None, excluded, queue, function_region(env), table)
 
 
 def _accounts(env: Mapping[str, str], name: str) -> tuple[str, ...]:

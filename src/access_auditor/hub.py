@@ -22,6 +22,7 @@ from access_auditor import handler
 from access_auditor.audit import TargetResult, run_audit
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.credentials import StsCredentials
+from access_auditor.aws.dynamodb import DynamoTable
 from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, HubConfig, load_hub_config
 from access_auditor.errors import ConfigError, CredentialsError
@@ -56,7 +57,8 @@ def _member_ports(key: tuple[Scope, float]) -> Ports:
     session = _hub_credentials().session_as(
         member_role_arn(scope.account, hub.member_role_name), scope.region
     )
-    return build_ports(session, share)
+    store = DynamoTable(make_client("dynamodb", hub.region), hub.cache_table) if hub.cache_table else None
+    return build_ports(session, share, store)
 
 
 _ports = once_per_key(_member_ports)

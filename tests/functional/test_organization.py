@@ -183,3 +183,24 @@ def test_sts_refuses_what_sts_refuses(org: LocalOrganization) -> None:
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))  # fmt: skip
     stranger = lambda_credentials(org.worker_role_arn.replace(org.management, "999999999999"), "stranger")
     assert assume(stranger, org.member_role_arn(member)) == "AccessDenied"
+
+
+def test_a_cold_environment_reads_what_another_environment_already_read(org: LocalOrganization) -> None:
+    from collections import Counter
+
+    from access_auditor.local_aws import emulation
+
+    # GIVEN one execution environment audited a shard (and wrote what it read to the hub's shared table)
+    account = org.members[0]
+    shard = Shard(account, "us-east-1", dt.datetime.now(dt.UTC).replace(microsecond=0))
+    with worker_function(org) as first:
+        first(shard_event(shard))
+    since = len(emulation.EVENTS)
+    # WHEN a new environment (another Lambda instance) gets the same shard
+    with worker_function(org) as second:
+        run = second(shard_event(shard))
+    calls = Counter(e["EventName"] for e in emulation.EVENTS[since:] if e["account"] == account)
+    # THEN it reads no deployment, export or saved methods again: one GetStages per API and the sweep
+    (report,) = run.result["shards"]
+    assert (report["outcome"], report["targets"]) == ("audited", 2)
+    assert calls == Counter({"GetRestApis": 1, "GetStages": 2})

@@ -58,10 +58,17 @@ class ApiGateway:
     long as the warm function): in a steady state a stage costs one GetStage.
     """
 
-    def __init__(self, client: Any, pace: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        pace: Callable[[str], None] | None = None,
+        deployments: dict[tuple[str, str, str], tuple[dt.datetime | None, AccessConfig]] | None = None,
+    ) -> None:
+        """``deployments``: where what a deployment serves is kept (default: this adapter's own dict; the
+        hub passes one shared by its execution environments)."""
         self._client = client
         self._pace = pace
-        self._deployments: dict[tuple[str, str, str], tuple[dt.datetime | None, AccessConfig]] = {}
+        self._deployments = {} if deployments is None else deployments
         self._listed: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}  # GetStages items, just read
         self._lock = threading.Lock()
 

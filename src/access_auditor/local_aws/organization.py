@@ -45,8 +45,9 @@ class LocalOrganization:
         params = {"OrganizationId": self.org_id, "Regions": ",".join(self.regions),
                   "AlarmTopic": f"arn:aws:sns:{where}:{HUB_STACK}-alarms", **(overrides or {})}  # fmt: skip
         names = {"ShardQueue.Arn": f"arn:aws:sqs:{where}:shards",
-                      "AlarmTopicKey.Arn": f"arn:aws:kms:{where}:key/local",
-                      "WorkerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-worker"}  # fmt: skip
+                 "SharedCache.Arn": f"arn:aws:dynamodb:{where}:table/SharedCache",
+                 "AlarmTopicKey.Arn": f"arn:aws:kms:{where}:key/local",
+                 "WorkerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-worker"}  # fmt: skip
         return resolver(self.hub, params, HUB_STACK, {**names, **(attributes or {})})(value)
 
     def member_role_arn(self, account: str) -> str:
@@ -120,6 +121,9 @@ def create_organization(
     worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
     org.worker_role_arn = _create_role(aws, aws.account, worker)
     org.member_role_name = str(org.hub_value({"Ref": "MemberRoleName"}))
+    table = hub["Resources"]["SharedCache"]["Properties"]  # named as the template's Ref resolves it locally
+    aws.client("dynamodb").create_table(TableName=str(org.hub_value({"Ref": "SharedCache"})), BillingMode=table["BillingMode"],
+                                        AttributeDefinitions=table["AttributeDefinitions"], KeySchema=table["KeySchema"])  # fmt: skip
     for account in accounts:
         overrides = {"HubAccountId": aws.account, "OrganizationId": org_id, "AWS::AccountId": account}
         role = resolver(member, overrides)(member["Resources"]["AuditRole"]["Properties"])
