@@ -151,11 +151,24 @@ class Cycle:
     """One cycle through the queue: what the planner planned, each shard's report, and what was emitted."""
 
     planned: int
+    unsent: int  # shards the planner could not queue (they show as missing)
     reports: list[dict[str, Any]]
     points: list[Datapoint]
     logs: list[dict[str, Any]]
     seconds: float
     invocations: list[Any]
+
+    def failures(self) -> list[str]:
+        """What went wrong in this cycle's invocations, for a report: errors, and the messages that failed."""
+        found = []
+        for run in self.invocations:
+            error = run.answer if isinstance(run.answer, Exception) else getattr(run.answer, "error", None)
+            if error or run.failed:
+                found.append(f"{error or ''} {len(run.failed)} message(s) failed".strip())
+            for line in getattr(run.answer, "logs", []):
+                if line.get("level") == "ERROR":
+                    found.append(str(line.get("message")) + ": " + str(line.get("error", ""))[:300])
+        return found
 
 
 def run_cycle(planner: Callable[[], Any], mapping: EventSourceMapping, timeout_s: float = 600) -> Cycle:
@@ -172,7 +185,8 @@ def run_cycle(planner: Callable[[], Any], mapping: EventSourceMapping, timeout_s
     points = list(plan.points) + [p for run in runs for p in getattr(run.answer, "points", [])]
     logs = [line for run in runs for line in getattr(run.answer, "logs", [])]
     reports = [shard for answer in answers for shard in answer.get("shards", [])]
-    return Cycle(int(plan.result["shards"]), reports, points, logs, time.monotonic() - started, runs)
+    return Cycle(int(plan.result["shards"]), int(plan.result["unsent"]), reports, points, logs,
+                 time.monotonic() - started, runs)  # fmt: skip
 
 
 def worker_function(org: LocalOrganization, topic_arn: str = "") -> WarmFunction:
