@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from access_auditor.local_aws.eventbridge import ChangePipeline, Delivery, invoke_with
+from access_auditor.local_aws.event_source import Invocation
+from access_auditor.local_aws.eventbridge import ChangePipeline, invoke_with
 from access_auditor.local_aws.invoke import TEMPLATE
 from access_auditor.local_aws.sample import client_as, deploy, save_policy
 from tests.harness import Harness
@@ -18,7 +19,7 @@ from tests.harness import Harness
 SETTLE_S = 2.0
 
 
-def _delivery_of(pipe: ChangePipeline, after: int, event_name: str) -> Delivery:
+def _delivery_of(pipe: ChangePipeline, after: int, event_name: str) -> Invocation:
     delivery = pipe.delivery_of(event_name, after)
     assert delivery is not None, f"no audit was started by {event_name}"
     return delivery
@@ -41,7 +42,7 @@ def test_change_to_drift_metric(harness: Harness, capsys: pytest.CaptureFixture[
             written = time.monotonic()
             delivery = pipe.first_raising("PolicyDrift", before)
             assert delivery is not None, "no audit raised PolicyDrift"
-            delays.append(delivery.done - written - SETTLE_S)
+            delays.append(delivery.ended - written - SETTLE_S)
             _delivery_of(pipe, before, "CreateDeployment")  # every batch of the burst handled
             settled = len(pipe.deliveries)
             harness.restore()

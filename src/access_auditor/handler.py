@@ -31,6 +31,12 @@ def _ports(share: float) -> Ports:
     return build_ports(share=share)
 
 
+def run_budget_s(config: AuditConfig, context: Any) -> float:
+    """What the invocation has left for the audit: Lambda's remaining time less the margin for publishing."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
+
+
 @lru_cache(maxsize=1)
 def load_audit_config() -> AuditConfig:
     def read_parameter(name: str) -> str:
@@ -64,8 +70,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)
         return {"ok": False, "error": error, "targets": []}
     try:
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
+        budget_s = run_budget_s(config, context)
         results = run_audit(config, _ports(config.control_plane_share), budget_s=budget_s)
         publish(results, metrics, logger)
     except Exception as exc:  # a bug: still an alarm, a heartbeat and one line, never a bare traceback
@@ -140,8 +145,7 @@ def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("invalid configuration", extra={"error": redact(str(exc))})
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
         return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in SQSEvent(event).records]}
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else DEFAULT_BUDGET_S
+    budget_s = run_budget_s(config, context)
     results = run_audit(config, _ports(config.control_plane_share), budget_s=budget_s, only=set(per_api))
     for result in results:
         burst = per_api.get(result.target.api_key)

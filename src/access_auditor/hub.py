@@ -27,7 +27,15 @@ from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, HubConfig, load_hub_config
 from access_auditor.errors import ConfigError, CredentialsError
 from access_auditor.findings import finding
-from access_auditor.org import Shard, ShardReport, member_role_arn, plan_shards, report_shard, shard_config
+from access_auditor.org import (
+    CYCLE_FORMAT,
+    Shard,
+    ShardReport,
+    member_role_arn,
+    plan_shards,
+    report_shard,
+    shard_config,
+)
 from access_auditor.publish import AUDIT_ERROR, SHARD_REPORTED, SHARDS_PLANNED, publish
 from access_auditor.redact import redact
 from access_auditor.sources import placeholder
@@ -97,11 +105,11 @@ def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.set_timestamp(cycle)
     metrics.add_metric(name=SHARDS_PLANNED, unit=MetricUnit.Count, value=len(shards))
     metrics.flush_metrics()
-    logger.info("cycle planned", extra={"cycle": f"{cycle:%Y-%m-%dT%H:%M:%SZ}", "shards": len(shards),
+    logger.info("cycle planned", extra={"cycle": cycle.strftime(CYCLE_FORMAT), "shards": len(shards),
                                         "accounts": len({s.account for s in shards}), "unsent": len(unsent)})  # fmt: skip
     return {
         "ok": not unsent,
-        "cycle": f"{cycle:%Y-%m-%dT%H:%M:%SZ}",
+        "cycle": cycle.strftime(CYCLE_FORMAT),
         "shards": len(shards),
         "unsent": len(unsent),
     }
@@ -135,8 +143,7 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
         metrics.flush_metrics()
         return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in records]}
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    budget_s = (remaining() - config.deadline_margin_ms) / 1000 if remaining else handler.DEFAULT_BUDGET_S
+    budget_s = handler.run_budget_s(config, context)
     done: dict[str, tuple[ShardReport, list[TargetResult]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_SHARDS_AT_ONCE, len(shards)))) as pool:
         futures = {
@@ -176,7 +183,9 @@ def audit_shard(
     scope = Scope(shard.account, shard.region)
     role = member_role_arn(shard.account, hub.member_role_name)
     try:
-        _hub_credentials().credentials(role)  # renewed every 5 minutes at most: a role gone shows at once
+        _hub_credentials().credentials(
+            role
+        )  # a session is reused 5 minutes at most: a role gone shows within 5
     except CredentialsError as exc:
         problem = TargetResult(placeholder(scope), [finding("MEMBER_ROLE_UNAVAILABLE",
             f"account {shard.account} ({shard.region}) is not audited: {exc}. The role is missing (deploy the member "

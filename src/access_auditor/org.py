@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from access_auditor.audit import TargetResult
 from access_auditor.config import AuditConfig, Discovery
 from access_auditor.errors import ConfigError
 from access_auditor.findings import Category
@@ -24,6 +25,7 @@ __all__ = ["Shard", "ShardReport", "member_role_arn", "plan_shards", "report_sha
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 MESSAGE_KIND = "access-auditor/shard"
+CYCLE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # a cycle's time, in messages and logs (UTC, to the second)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Shard:
 
     def body(self) -> str:
         return json.dumps({"kind": MESSAGE_KIND, "account": self.account, "region": self.region,
-                           "cycle": self.cycle.strftime("%Y-%m-%dT%H:%M:%SZ")})  # fmt: skip
+                           "cycle": self.cycle.strftime(CYCLE_FORMAT)})  # fmt: skip
 
     @classmethod
     def from_body(cls, body: str) -> Shard:
@@ -55,7 +57,7 @@ class Shard:
         if not _ACCOUNT.match(account) or not _REGION.match(region):
             raise ValueError(f"account {account!r} or region {region!r} is not valid")
         try:
-            cycle = dt.datetime.strptime(str(raw.get("cycle")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+            cycle = dt.datetime.strptime(str(raw.get("cycle")), CYCLE_FORMAT).replace(tzinfo=dt.UTC)
         except ValueError as exc:
             raise ValueError(f"cycle {raw.get('cycle')!r} is not a UTC time") from exc
         return cls(account, region, cycle)
@@ -101,13 +103,13 @@ class ShardReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.shard.account, "region": self.shard.region,
-                "cycle": self.shard.cycle.strftime("%Y-%m-%dT%H:%M:%SZ"), "outcome": self.outcome,
+                "cycle": self.shard.cycle.strftime(CYCLE_FORMAT), "outcome": self.outcome,
                 "reason": self.reason, "targets": self.targets, "deferred": self.deferred, "errors": self.errors,
                 "seconds": round(self.seconds, 2)}  # fmt: skip
 
 
-def report_shard(shard: Shard, results: Sequence[Any], seconds: float) -> ShardReport:
-    """The shard's outcome from its targets' results (TargetResult): a placeholder target (API ``*``, the
+def report_shard(shard: Shard, results: Sequence[TargetResult], seconds: float) -> ShardReport:
+    """The shard's outcome from its targets' results: a placeholder target (API ``*``, the
     shard itself: its role, its sweep) with an audit error fails the shard, and its finding is the reason."""
     whole = [r for r in results if r.target.api_id == "*" and r.has(Category.AUDIT_ERROR)]
     apis = [r for r in results if r.target.api_id != "*"]

@@ -21,7 +21,7 @@ from access_auditor.local_aws.alarms import (
 )
 from access_auditor.local_aws.events import alarm_state_change, matches
 from access_auditor.local_aws.organization import HUB_STACK, HUB_TEMPLATE, MEMBER_TEMPLATE
-from tests.template.test_template import ROOT, _statements, tool
+from tests.template.test_template import ROOT, _statements, tool, translated
 
 TEMPLATES = [HUB_TEMPLATE, MEMBER_TEMPLATE]
 
@@ -45,16 +45,7 @@ def _region(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def hub_translated() -> dict[str, Any]:
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = load_template(HUB_TEMPLATE)
-    template["Globals"]["Function"]["CodeUri"] = "s3://artifacts/auditor.zip"  # as `sam package` does
-    output: dict[str, Any] = transform(template, {"OrganizationId": "o-abcdefghij"}, NoManagedPolicies())
-    return output
+    return translated(HUB_TEMPLATE, {"OrganizationId": "o-abcdefghij"})
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)

@@ -43,17 +43,21 @@ def _region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def translated() -> dict[str, Any]:
+def translated(path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> dict[str, Any]:
     from samtranslator.translator.transform import transform
 
     class NoManagedPolicies:
         def load(self) -> dict[str, str]:
             return {}
 
-    template = load_template(TEMPLATE)
-    # As `sam package` does: the local CodeUri becomes an uploaded artifact.
-    template["Resources"]["AuditorFunction"]["Properties"]["CodeUri"] = "s3://artifacts/auditor.zip"
-    output: dict[str, Any] = transform(template, {}, NoManagedPolicies())
+    template = load_template(path)
+    # As `sam package` does: every local CodeUri (a function's, or the Globals') becomes an uploaded artifact.
+    for props in [template.get("Globals", {}).get("Function", {})] + [
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    ]:
+        if "CodeUri" in props:
+            props["CodeUri"] = "s3://artifacts/auditor.zip"
+    output: dict[str, Any] = transform(template, parameters or {}, NoManagedPolicies())
     return output
 
 

@@ -50,13 +50,24 @@ def caller_of(access_key: str) -> tuple[access.Caller, tuple[str, ...]]:
         session, account = found
         caller = access.Caller(session.role_arn, account, session.arn)
         try:
-            role = iam_backends[account]["aws"].get_role_by_arn(session.role_arn)
-            policies = tuple(str(doc) for doc in role.policies.values())
+            policies = policy_documents(iam_backends[account]["aws"].get_role_by_arn(session.role_arn))
         except Exception:
-            policies = ()
+            policies = ()  # the role was deleted after the session was issued
     org = organization_of(account)
     keys = {"aws:principalorgid": org} if org else {}
     return access.Caller(caller.arn, caller.account, caller.session, keys), policies
+
+
+def policy_documents(principal: Any) -> tuple[str, ...]:
+    """A role's or user's identity policies: inline, and the default version of each managed one."""
+    inline = tuple(str(doc) for doc in principal.policies.values())
+    managed = tuple(
+        version.document
+        for policy in principal.managed_policies.values()
+        for version in policy.versions
+        if version.is_default
+    )
+    return inline + managed
 
 
 def refusal(access_key: str, role_arn: str) -> str | None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 from access_auditor.local_aws.alarms import (
@@ -27,7 +25,7 @@ from access_auditor.local_aws.alarms import (
     resolver,
     template_alarms,
 )
-from access_auditor.local_aws.events import alarm_state_change, matches
+from access_auditor.local_aws.events import deliver_alarm_change
 from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
 from access_auditor.local_aws.sample import (
@@ -287,28 +285,25 @@ def _notifications(
     pattern read from template.yaml), invoke the function with it, and show what it published."""
     from moto.sns.models import sns_backends
 
+    from access_auditor.local_aws.eventbridge import invoke_with
+
     template = load_template(TEMPLATE)
-    arns = {a.name: alarm_arn(a.name) for a in alarms}
     rule = template["Resources"]["AuditorFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"][
         "Pattern"
     ]
-    pattern = resolver(template, attributes={f"{name}.Arn": arn for name, arn in arns.items()})(rule)
-    topic = sns_backends[world.aws.account][world.aws.region].topics[world.topic]
+    pattern = resolver(template, attributes={f"{a.name}.Arn": alarm_arn(a.name) for a in alarms})(rule)
+    sent = sns_backends[world.aws.account][world.aws.region].topics[world.topic].sent_notifications
     failures = 0
     for alarm in alarms:
         before, after = world.states.get(alarm.name, "OK"), states[alarm.name]
         world.states[alarm.name] = after
-        event = alarm_state_change(alarm.name, arns[alarm.name], alarm.metric, alarm.namespace, dict(alarm.dimensions),
-                                   after, before, f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}",
-                                   world.aws.account, world.aws.region)  # fmt: skip
-        if after == before or not matches(pattern, event):
+        delivered = deliver_alarm_change(
+            alarm, after, before, pattern, invoke_with(world.function_env()), sent
+        )
+        if after == before or delivered is None:
             continue
-        sent = len(topic.sent_notifications)
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
-            json.dump(event, file)
-        run = invoke_auditor(world.function_env(), event=Path(file.name))
-        Path(file.name).unlink()
-        if run.error or len(topic.sent_notifications) == sent:
+        run, published = delivered
+        if run.error or published is None:
             out.write(
                 paint(
                     f"      {alarm.name}: no notification was published ({run.error or run.result})\n", "red"
@@ -316,8 +311,8 @@ def _notifications(
             )
             failures += 1
             continue
-        _, message, subject, *_ = topic.sent_notifications[-1]
-        out.write(f"      notification to the alarm topic: {paint(subject or '', 'bold')}\n")
+        subject, message = published
+        out.write(f"      notification to the alarm topic: {paint(subject, 'bold')}\n")
         for line in message.splitlines():
             if line.startswith("- "):
                 out.write("        " + textwrap.shorten(line, 110) + "\n")
@@ -361,7 +356,7 @@ def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], numbe
     changed = [
         line.get("audit", {}).get("trigger") for line in run.logs if line.get("message") == "target audited"
     ]
-    total = delivery.done - written
+    total = delivery.ended - written
     out.write(f"      {matched} CloudTrail events matched the template's ChangeRule "
               f"({', '.join(e['detail']['eventName'] for _, e in pipe.matched[:2])}), audited in {audits} batch(es) "
               f"after the {SETTLE_S} s settle delay\n")  # fmt: skip

@@ -18,7 +18,7 @@ from access_auditor.local_aws.alarms import (
     template_math_alarms,
 )
 from access_auditor.local_aws.event_source import EventSourceMapping
-from access_auditor.local_aws.events import alarm_state_change, matches
+from access_auditor.local_aws.events import deliver_alarm_change
 from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.organization import (
     HUB_STACK,
@@ -163,23 +163,10 @@ def notify_raised(
     """Each alarm's change to ALARM, through hub.yaml's AlarmRaised pattern, to the worker; what it published."""
     from moto.sns.models import sns_backends
 
-    aws = org.aws
-    arns = {a.name: alarm_arn(a.name) for a in raised}
     rule = org.hub["Resources"]["WorkerFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"][
         "Pattern"
     ]
-    pattern = org.hub_value(rule, attributes={f"{name}.Arn": arn for name, arn in arns.items()})
-    sent = sns_backends[aws.account][aws.region].topics[topic].sent_notifications
-    published = []
-    for alarm in raised:
-        event = alarm_state_change(alarm.name, arns[alarm.name], alarm.metric, alarm.namespace, dict(alarm.dimensions),
-                                   "ALARM", "OK", f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}",
-                                   aws.account, aws.region)  # fmt: skip
-        if not matches(pattern, event):
-            continue
-        before = len(sent)
-        worker(event)
-        if len(sent) > before:
-            _, message, subject, *_ = sent[-1]
-            published.append((str(subject or ""), str(message)))
-    return published
+    pattern = org.hub_value(rule, attributes={f"{a.name}.Arn": alarm_arn(a.name) for a in raised})
+    sent = sns_backends[org.aws.account][org.aws.region].topics[topic].sent_notifications
+    delivered = [deliver_alarm_change(alarm, "ALARM", "OK", pattern, worker, sent) for alarm in raised]
+    return [d[1] for d in delivered if d is not None and d[1] is not None]

@@ -5,6 +5,7 @@ after the redrive policy's maxReceiveCount receives SQS moves it to the dead-let
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -15,13 +16,25 @@ from typing import Any
 
 @dataclass
 class Invocation:
-    """One batch handed to the function: when, which message ids, and what the function answered."""
+    """One batch handed to the function: when, which messages, and what the function answered."""
 
     started: float
     ended: float
     message_ids: list[str]
+    bodies: list[str]
     failed: list[str]
     answer: Any
+
+    @property
+    def events(self) -> list[Any]:
+        """The bodies as JSON (a body that is not JSON stays a string)."""
+        parsed = []
+        for body in self.bodies:
+            try:
+                parsed.append(json.loads(body))
+            except ValueError:
+                parsed.append(body)
+        return parsed
 
 
 class EventSourceMapping:
@@ -40,10 +53,17 @@ class EventSourceMapping:
         """Poll and invoke until the queue has stayed empty (nothing visible, nothing in flight) for
         ``idle_s``, or ``timeout_s`` passed."""
         deadline = time.monotonic() + timeout_s
+        self._poll(lambda idle_for: time.monotonic() >= deadline or idle_for >= idle_s)
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll and invoke until ``stop`` is set (as a mapping does for as long as it is enabled)."""
+        self._poll(lambda idle_for: stop.is_set())
+
+    def _poll(self, done: Callable[[float], bool]) -> None:
         idle_since: float | None = None
         pending: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            while time.monotonic() < deadline:
+            while not done(time.monotonic() - idle_since if idle_since is not None else 0.0):
                 pending = [f for f in pending if not f.done()]
                 if len(pending) >= self.max_concurrency:
                     time.sleep(0.02)
@@ -57,11 +77,9 @@ class EventSourceMapping:
                     time.sleep(0.05)
                     continue
                 idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= idle_s:
-                    break
                 time.sleep(0.05)
             for future in pending:
-                future.result(timeout=max(1.0, deadline - time.monotonic()))
+                future.result()
 
     def _receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -104,4 +122,4 @@ class EventSourceMapping:
         with self._lock:
             self._running -= 1
             self.invocations.append(Invocation(started, time.monotonic(), [m["MessageId"] for m in messages],
-                                               failed, answer))  # fmt: skip
+                                               [m["Body"] for m in messages], failed, answer))  # fmt: skip

@@ -1,7 +1,7 @@
 """The change path as the template deploys it, on the local AWS: CloudTrail's event for each API Gateway write
 goes through the ChangeRule's pattern (read from template.yaml) to the FIFO ChangeQueue (moto's SQS, with the
 template's DelaySeconds), and a poller hands batches to the function the way the event source mapping does
-(``Records``, partial batch failures, one batch at a time)."""
+(``event_source.EventSourceMapping``: ``Records``, partial batch failures, one batch at a time)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,9 @@ from typing import Any
 
 from access_auditor.local_aws import emulation
 from access_auditor.local_aws.alarms import load_template, resolver
+from access_auditor.local_aws.event_source import EventSourceMapping, Invocation
 from access_auditor.local_aws.events import matches
 from access_auditor.local_aws.server import LocalAws
-
-
-@dataclass
-class Delivery:
-    """One batch handed to the function: when, the changes in it, and what the function answered."""
-
-    at: float
-    events: list[Any]  # the queued EventBridge events (a body that is not JSON stays a string)
-    answer: Any = None
-    done: float = 0.0
 
 
 @dataclass
@@ -38,7 +29,6 @@ class ChangePipeline:
         [dict[str, Any]], Any
     ]  # invoked with the SQS event; returns an Invocation or the answer
     matched: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (monotonic time, event)
-    deliveries: list[Delivery] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         template = load_template(self.template_path)
@@ -53,11 +43,16 @@ class ChangePipeline:
         self.sqs = self.aws.client("sqs")
         self.url = self.sqs.create_queue(QueueName="local-change-queue.fifo", Attributes={
             "FifoQueue": "true", "ContentBasedDeduplication": "true", "DelaySeconds": str(self.delay_s)})["QueueUrl"]  # fmt: skip
-        self.arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        # One message group: one batch in flight at a time, as Lambda consumes a FIFO queue's group.
+        self.mapping = EventSourceMapping(self.sqs, self.url, self.function, batch_size=self.batch_size,
+                                          max_concurrency=1, region=self.aws.region)  # fmt: skip
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll, daemon=True)
+        self._poller = threading.Thread(target=self.mapping.run, args=(self._stop,), daemon=True)
+
+    @property
+    def deliveries(self) -> list[Invocation]:
+        """The batches handed to the function, in order."""
+        return self.mapping.invocations
 
     def __enter__(self) -> ChangePipeline:
         emulation.LISTENERS.append(self._deliver)
@@ -78,32 +73,7 @@ class ChangePipeline:
         self.matched.append((time.monotonic(), event))
         self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(event), MessageGroupId=self.group)
 
-    def _poll(self) -> None:
-        """The event source mapping: long-poll, hand a batch over, delete what did not fail."""
-        while not self._stop.is_set():
-            answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=1,
-                                              AttributeNames=["All"])  # fmt: skip
-            messages = answer.get("Messages", [])
-            if not messages:
-                continue
-            event = {"Records": [{
-                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs", "eventSourceARN": self.arn, "awsRegion": self.aws.region,
-            } for m in messages]}  # fmt: skip
-            delivery = Delivery(time.monotonic(), [_parsed(m["Body"]) for m in messages])
-            delivery.answer = self.function(event)
-            self.deliveries.append(delivery)
-            delivery.done = time.monotonic()
-            answer = getattr(
-                delivery.answer, "result", delivery.answer
-            )  # an Invocation, or the handler's answer
-            failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
-            for m in messages:
-                if m["MessageId"] not in failed:
-                    self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
-
-    def delivery_of(self, event_name: str, after: int = 0, timeout_s: float = 60) -> Delivery | None:
+    def delivery_of(self, event_name: str, after: int = 0, timeout_s: float = 60) -> Invocation | None:
         """The first batch (from the ``after``-th on) holding ``event_name``, once the function answered it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -116,7 +86,7 @@ class ChangePipeline:
             time.sleep(0.05)
         return None
 
-    def first_raising(self, metric: str, after: int = 0, timeout_s: float = 60) -> Delivery | None:
+    def first_raising(self, metric: str, after: int = 0, timeout_s: float = 60) -> Invocation | None:
         """The first batch (from the ``after``-th on) whose audit emitted ``metric`` at 1."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -126,13 +96,6 @@ class ChangePipeline:
                     return delivery
             time.sleep(0.05)
         return None
-
-
-def _parsed(body: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body
 
 
 def invoke_with(env: dict[str, str]) -> Callable[[dict[str, Any]], Any]:

@@ -9,6 +9,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from access_auditor.local_aws.alarms import alarm_arn
+from access_auditor.local_aws.server import ACCOUNT, REGION
+
 
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     """Whether ``event`` matches ``pattern``: every field of the pattern must match."""
@@ -79,3 +82,22 @@ def alarm_state_change(alarm: str, arn: str, metric: str, namespace: str, dimens
             },
         },
     }  # fmt: skip
+
+
+def deliver_alarm_change(
+    alarm: Any, state: str, previous: str, pattern: dict[str, Any], function: Any, sent: list[Any]
+) -> tuple[Any, tuple[str, str] | None] | None:
+    """EventBridge with the alarm's state change: None when ``pattern`` (the template's AlarmRaised rule) does
+    not match it; else the function's answer and what it published to the topic (``sent``: moto's
+    ``sent_notifications`` of it), (subject, message) or None."""
+    event = alarm_state_change(alarm.name, alarm_arn(alarm.name), alarm.metric,
+                               alarm.namespace, dict(alarm.dimensions), state, previous,
+                               f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}", ACCOUNT, REGION)  # fmt: skip
+    if not matches(pattern, event):
+        return None
+    before = len(sent)
+    answer = function(event)
+    if len(sent) == before:
+        return answer, None
+    _, message, subject, *_ = sent[-1]
+    return answer, (str(subject or ""), str(message))

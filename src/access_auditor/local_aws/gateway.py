@@ -23,6 +23,7 @@ from moto.apigateway.models import apigateway_backends
 from moto.iam.models import iam_backends
 
 from access_auditor.local_aws import access, sigv4
+from access_auditor.local_aws.accounts import policy_documents
 from access_auditor.local_aws.emulation import SNAPSHOTS, Snapshot, assumed_session
 from access_auditor.policy.document import ApiRef
 
@@ -83,14 +84,14 @@ class Gateway:
             iam = iam_backends[account]["aws"]
             try:
                 model = iam.get_role_by_arn(role.role_arn)
-                policies = _documents(model)
+                policies = policy_documents(model)
             except Exception:
                 policies = ()  # the role was deleted after the session was issued
             return Principal(role.role_arn, role.arn, account, policies)
         user_info = self._user(access_key)
         assert user_info is not None
         user = user_info[0]
-        return Principal(user.arn, user.arn, user.account_id, _documents(user))
+        return Principal(user.arn, user.arn, user.account_id, policy_documents(user))
 
     def _assumed(self, access_key: str) -> tuple[Any, str] | None:
         return assumed_session(access_key)
@@ -104,17 +105,6 @@ class Gateway:
                     if key.access_key_id == access_key:
                         return user, key.secret_access_key
         return None
-
-
-def _documents(principal: Any) -> tuple[str, ...]:
-    inline = tuple(str(doc) for doc in principal.policies.values())
-    managed = tuple(
-        version.document
-        for policy in principal.managed_policies.values()
-        for version in policy.versions
-        if version.is_default
-    )
-    return inline + managed
 
 
 def _route(snapshot: Snapshot, verb: str, path: str) -> tuple[str, str] | None:
