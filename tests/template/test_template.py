@@ -1,4 +1,5 @@
-"""template.yaml: linted, translated, and its alarms watch metrics the handler really emits."""
+"""template.yaml (and, for linting, the organization's two templates): linted, translated, and its alarms watch
+metrics the handler really emits."""
 
 from __future__ import annotations
 
@@ -26,13 +27,18 @@ def tool(name: str) -> str:
     return path
 
 
-def test_cfn_lint_passes() -> None:
-    run = subprocess.run([tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, check=False)
+ALL_TEMPLATES = [TEMPLATE, ROOT / "organization" / "hub.yaml", ROOT / "organization" / "member.yaml"]
+
+
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_passes(path: Path) -> None:
+    run = subprocess.run([tool("cfn-lint"), str(path)], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_sam_validate_lint_passes_offline() -> None:
-    run = subprocess.run([tool("sam"), "validate", "--lint", "--template", str(TEMPLATE)], cwd=ROOT,
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.name)
+def test_sam_validate_lint_passes_offline(path: Path) -> None:
+    run = subprocess.run([tool("sam"), "validate", "--lint", "--template", str(path)], cwd=ROOT,
                          capture_output=True, text=True, check=False, env={**os.environ, "SAM_CLI_TELEMETRY": "0"})  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
 
