@@ -85,8 +85,9 @@ class EventSourceMapping:
         messages: list[dict[str, Any]] = []
         until = time.monotonic() + self.window_s
         while len(messages) < self.batch_size:
+            # Lambda's pollers long-poll: the first receive waits (here up to 1 s) for a message to arrive.
             answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=self.batch_size - len(messages),
-                                              AttributeNames=["All"])  # fmt: skip
+                                              WaitTimeSeconds=0 if messages else 1, AttributeNames=["All"])  # fmt: skip
             got = answer.get("Messages", [])
             messages += got
             if not got and (not messages or time.monotonic() >= until):
