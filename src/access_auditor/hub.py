@@ -81,11 +81,12 @@ def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         config, hub = _settings(True)
         if hub.accounts is not None:
-            accounts, inactive = list(hub.accounts), list[str]()
+            accounts, skipped = list(hub.accounts), ()
         else:
-            from access_auditor.aws.organizations import active_accounts
+            from access_auditor.aws.organizations import list_accounts
 
-            accounts, inactive = active_accounts(make_client("organizations", hub.region))
+            listed = list_accounts(make_client("organizations", hub.region))
+            accounts, skipped = list(listed.active), listed.skipped
         regions = config.discovery.regions if config.discovery else ()
         shards = plan_shards(accounts, regions, hub.excluded, cycle)
         from access_auditor.aws.sqs import send_all
@@ -98,20 +99,22 @@ def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
         metrics.flush_metrics()
         raise
-    for account in inactive:
-        logger.warning("an account that is not active is not audited", extra={"account": account})
+    for account, state in skipped:  # accounted for, not failed: an account that is not ACTIVE cannot be audited
+        logger.info("account skipped: it is not active", extra={"account": account, "state": state})
     if unsent:
         logger.error("shards could not be queued; they show as missing this cycle", extra={"shards": unsent})
     metrics.set_timestamp(cycle)
     metrics.add_metric(name=SHARDS_PLANNED, unit=MetricUnit.Count, value=len(shards))
     metrics.flush_metrics()
     logger.info("cycle planned", extra={"cycle": cycle.strftime(CYCLE_FORMAT), "shards": len(shards),
-                                        "accounts": len({s.account for s in shards}), "unsent": len(unsent)})  # fmt: skip
+                                        "accounts": len({s.account for s in shards}), "unsent": len(unsent),
+                                        "skipped": [f"{a} ({state})" for a, state in skipped]})  # fmt: skip
     return {
         "ok": not unsent,
         "cycle": cycle.strftime(CYCLE_FORMAT),
         "shards": len(shards),
         "unsent": len(unsent),
+        "skipped": {account: state for account, state in skipped},
     }
 
 

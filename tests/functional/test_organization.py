@@ -41,12 +41,15 @@ def audit_shard(org: LocalOrganization, account: str, region: str) -> dict[str, 
 
 def test_an_organization_is_audited_end_to_end_through_the_queue() -> None:
     # GIVEN 3 member accounts x 2 regions x 20 tagged APIs; one API weakened and deployed, one account without
-    # its audit role
+    # its audit role; and two accounts that are not ACTIVE (one suspended, one closed)
     with LocalAws() as aws:
         outcome = org_scenario(aws)
     last = outcome.cycles[-1]
     # THEN every shard of the cycle is reported on, and only the role-less account's shards failed, saying so
     assert last.planned == len(last.reports) == 6
+    # and the planner planned neither inactive account, naming each with its state
+    assert sorted(last.skipped.values()) == ["CLOSED", "SUSPENDED"] and last.skipped == outcome.org.inactive
+    assert not {r["account"] for r in last.reports} & set(last.skipped)
     failed = [r for r in last.reports if r["outcome"] == "failed"]
     assert {r["account"] for r in failed} == {outcome.roleless} and len(failed) == 2
     assert all(r["reason"].startswith("MEMBER_ROLE_UNAVAILABLE") for r in failed)

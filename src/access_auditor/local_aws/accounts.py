@@ -7,6 +7,8 @@
   aws:PrincipalArn, aws:PrincipalAccount and aws:PrincipalOrgID (the caller's organization) in the context.
   Same-account callers are judged by the trust policy alone, and the admin keys the tests and the demo
   build the world with act as the default account's root;
+* Organizations answers with ``State`` only: ``Status`` was retired on 2026-09-09 (the SDK model's note on
+  ListAccounts), and an account can be put in any of the five documented states (``set_account_state``);
 * a region can be marked as not enabled in an account (an opt-in region): every control-plane call there
   gets 403 UnrecognizedClientException, as AWS answers credentials sent to a region the account has not
   enabled.
@@ -21,7 +23,7 @@ from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from moto.iam.models import iam_backends
-from moto.organizations.models import organizations_backends
+from moto.organizations.models import FakeAccount, organizations_backends
 from moto.sts.responses import TokenResponse
 
 from access_auditor.local_aws import access
@@ -104,6 +106,25 @@ def install() -> None:
         return original(self)
 
     TokenResponse.assume_role = assume_role  # type: ignore[method-assign]
+    original_describe = FakeAccount.describe
+
+    def describe(self: Any) -> dict[str, Any]:
+        answer = original_describe(self)
+        answer.pop("Status", None)  # retired on 2026-09-09: real answers carry State alone
+        return answer
+
+    FakeAccount.describe = describe  # type: ignore[method-assign]
+
+
+ACCOUNT_STATES = ("PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
+
+
+def set_account_state(account: str, state: str) -> None:
+    """Put an organization's member account in one of the states Organizations documents."""
+    if state not in ACCOUNT_STATES:
+        raise ValueError(f"{state!r} is not an account state ({', '.join(ACCOUNT_STATES)})")
+    master = organizations_backends.master_accounts[account][0]
+    organizations_backends[master]["aws"].get_account_by_id(account).state = state
 
 
 def lambda_credentials(role_arn: str, session_name: str) -> dict[str, str]:

@@ -33,6 +33,7 @@ from access_auditor.local_aws.sample import STAGE, save_policy
 from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.expected import render_expected_policy
 
+INACTIVE = ("SUSPENDED", "CLOSED")  # accounts of the organization that cannot be audited: skipped, and named
 CYCLES = 2  # two scheduled cycles: enough for the alarms that need 2 of 3 datapoints
 EXPECTED_ALARMS = {"PolicyDriftAlarm", "AuditErrorAlarm"}
 
@@ -82,7 +83,7 @@ class OrgOutcome:
 def org_scenario(aws: LocalAws) -> OrgOutcome:
     """Build the organization, break two accounts, run CYCLES cycles through the queue, evaluate hub.yaml's
     alarms over them, and deliver each alarm that went to ALARM to the worker as EventBridge would."""
-    org = create_organization(aws, members=3, per_region=20)
+    org = create_organization(aws, members=3, per_region=20, inactive=INACTIVE)
     _, drifting, roleless = org.members
     weak = weaken(org, drifting, 25)  # in eu-west-1
     org.remove_member_role(roleless)
@@ -110,6 +111,8 @@ def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total:
               f"excluded); MaximumConcurrency {mapping.max_concurrency}, BatchSize {mapping.batch_size}\n")  # fmt: skip
     out.write(f"      cycle: {last.planned} shards planned, {len(last.reports)} reported, in {last.seconds:.1f} s "
               f"({len(last.invocations)} worker invocation(s), peak {mapping.peak_concurrency} at once)\n")  # fmt: skip
+    out.write("      skipped by the planner (not ACTIVE): " + (", ".join(f"{a} ({s})" for a, s in sorted(last.skipped.items()))
+              or "none") + "\n")  # fmt: skip
     _table(out, paint, "the dashboard's per-shard widget:", outcome.shard_rows,
            ["account", "region", "outcome", "targets", "reason"], bad=lambda row: row.get("outcome") != "audited")  # fmt: skip
     problems = [r for r in outcome.api_rows if str(r.get("ok")) != "True"]
@@ -136,6 +139,7 @@ def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total:
     ok = (
         outcome.firing == EXPECTED_ALARMS
         and last.planned == len(last.reports) == 6
+        and last.skipped == org.inactive
         and failed == {outcome.roleless}
         and all("MEMBER_ROLE_UNAVAILABLE" in r["reason"] for r in last.reports if r["outcome"] == "failed")
         and [r.get("api") for r in problems if str(r.get("drift")) == "True"] == [outcome.weak_api]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from access_auditor.local_aws.accounts import lambda_credentials
+from access_auditor.local_aws.accounts import lambda_credentials, set_account_state
 from access_auditor.local_aws.alarms import Datapoint, function_spec, load_template, resolver
 from access_auditor.local_aws.event_source import EventSourceMapping
 from access_auditor.local_aws.invoke import WarmFunction, invoke_auditor, shipped
@@ -36,6 +36,7 @@ class LocalOrganization:
     member_role_name: str
     apis: dict[str, list[ApiRef]] = field(default_factory=dict)  # per member account
     hub: dict[str, Any] = field(default_factory=dict)  # the hub template, loaded
+    inactive: dict[str, str] = field(default_factory=dict)  # accounts that are not ACTIVE -> their state
 
     def hub_value(
         self, value: Any, overrides: dict[str, str] | None = None, attributes: dict[str, str] | None = None
@@ -103,10 +104,12 @@ def create_organization(
     members: int = 3,
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1"),
     per_region: int = 20,
+    inactive: tuple[str, ...] = (),
 ) -> LocalOrganization:
     """The organization (its management account is the local AWS's own), ``members`` member accounts with
     the member stack, and ``per_region`` tagged APIs per member account and region, each locked to an app
-    role of its account and to the member audit role (so that the health call is made as the audit role)."""
+    role of its account and to the member audit role (so that the health call is made as the audit role).
+    ``inactive`` adds one account per state given (SUSPENDED, CLOSED, ...), without the member stack."""
     from access_auditor.local_aws.sample import create_fleet
 
     orgs = aws.client("organizations")
@@ -115,9 +118,14 @@ def create_organization(
         orgs.create_account(Email=f"team-{n}@example.com", AccountName=f"team-{n}")
     pages = orgs.get_paginator("list_accounts").paginate()
     accounts = [a["Id"] for page in pages for a in page["Accounts"] if a["Id"] != aws.account]
+    states = {}
+    for n, state in enumerate(inactive):
+        status = orgs.create_account(Email=f"gone-{n}@example.com", AccountName=f"gone-{n}")["CreateAccountStatus"]
+        set_account_state(status["AccountId"], state)
+        states[status["AccountId"]] = state
     hub = load_template(HUB_TEMPLATE)
     member = load_template(MEMBER_TEMPLATE)
-    org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub)
+    org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub, inactive=states)
     worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
     org.worker_role_arn = _create_role(aws, aws.account, worker)
     org.member_role_name = str(org.hub_value({"Ref": "MemberRoleName"}))
@@ -157,6 +165,7 @@ class Cycle:
     logs: list[dict[str, Any]]
     seconds: float
     invocations: list[Any]
+    skipped: dict[str, str] = field(default_factory=dict)  # accounts the planner left out -> their state
 
     def failures(self) -> list[str]:
         """What went wrong in this cycle's invocations, for a report: errors, and the messages that failed."""
@@ -186,7 +195,7 @@ def run_cycle(planner: Callable[[], Any], mapping: EventSourceMapping, timeout_s
     logs = [line for run in runs for line in getattr(run.answer, "logs", [])]
     reports = [shard for answer in answers for shard in answer.get("shards", [])]
     return Cycle(int(plan.result["shards"]), int(plan.result["unsent"]), reports, points, logs,
-                 time.monotonic() - started, runs)  # fmt: skip
+                 time.monotonic() - started, runs, dict(plan.result.get("skipped") or {}))  # fmt: skip
 
 
 def worker_function(org: LocalOrganization, topic_arn: str = "") -> WarmFunction:
