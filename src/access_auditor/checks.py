@@ -109,6 +109,7 @@ class Observation:
         self._share_s = share_s
         self._live: Clock | None = None
         self._memo: dict[str, Any] = {}
+        self.probe_answers: dict[str, CallResult] = {}  # "unsigned" / "outsider": what each probe got
 
     def live_clock(self) -> Clock:
         if self._live is None:
@@ -347,7 +348,23 @@ def health(obs: Observation) -> list[Finding]:
             "role to the API's allowed roles (tag and policy), or tag the API access-auditor:health-role with "
             "an allowed role that the member audit role may assume"),)) from exc  # fmt: skip
     failure = health_finding(result, obs.target.expected_status, obs.target.health_url)
-    return [failure] if failure else []
+    return ([failure] if failure else []) + customised_responses(obs, result)
+
+
+def customised_responses(obs: Observation, *results: CallResult) -> list[Finding]:
+    """Once per target and run, when an answer shows a customised refusal: which gateway responses the API
+    customised (GetGatewayResponses), so that nobody reads a changed status or message as a failure of ours."""
+    if not any(r.customised for r in results) or "customised" in obs._memo:
+        return []
+    obs._memo["customised"] = True
+    try:
+        kinds = ", ".join(obs.plane().customised_responses(obs.target.api_id)) or "none listed"
+    except QuotaWait:
+        raise
+    except AuditorError as exc:
+        kinds = f"GetGatewayResponses failed: {exc}"
+    return [finding("GATEWAY_RESPONSES_CUSTOMISED", f"API {obs.target.api_id} answers refusals with a customised status "
+                    f"or message ({kinds}); each answer was read by its x-amzn-ErrorType")]  # fmt: skip
 
 
 def probes(obs: Observation) -> list[Finding]:
@@ -366,7 +383,9 @@ def probes(obs: Observation) -> list[Finding]:
             f"the negative probes were not run: the health call's answer does not show that {url} exists, so a "
             "refusal would prove nothing; nobody is shown to be kept out this run")]  # fmt: skip
     found: list[Finding] = []
-    _, unsigned = probe_finding(obs.call(None), "unsigned", url)
+    answers = obs.probe_answers
+    answers["unsigned"] = obs.call(None)
+    _, unsigned = probe_finding(answers["unsigned"], "unsigned", url)
     found += [unsigned] if unsigned else []
     if target.outsider_role_arn:
         try:
@@ -374,9 +393,10 @@ def probes(obs: Observation) -> list[Finding]:
         except CredentialsError as exc:
             found.append(finding("OUTSIDER_ROLE_UNAVAILABLE", f"outsider probe skipped: {exc}"))
         else:
-            _, signed = probe_finding(obs.call(outsider), "outsider", url)
+            answers["outsider"] = obs.call(outsider)
+            _, signed = probe_finding(answers["outsider"], "outsider", url)
             found += [signed] if signed else []
-    return found
+    return found + customised_responses(obs, *answers.values())
 
 
 def _analyzer(analyzer: AnalyzerPort, verdict: PolicyVerdict, target: Target) -> list[Finding]:

@@ -119,6 +119,8 @@ _code("UNSIGNED_CALL_ALLOWED", S.CRITICAL, [C.EXPOSURE], "an unsigned call got i
 _code("OUTSIDER_CALL_ALLOWED", S.CRITICAL, [C.EXPOSURE], "a call signed as the outsider role got in")
 _code("OUTSIDER_DENIED_IMPLICITLY", S.LOW, [C.NOTE],
       "the outsider was refused, but not by the policy's Deny, so the probe did not test the policy")  # fmt: skip
+_code("GATEWAY_RESPONSES_CUSTOMISED", S.LOW, [C.NOTE], "the API customises how API Gateway refuses callers "
+      "(status, message): answers are read by their x-amzn-ErrorType, not their text")  # fmt: skip
 _code("PROBE_INCONCLUSIVE", S.MEDIUM, [C.NOTE], "a probe's answer proves nothing either way")
 _code(
     "OUTSIDER_ROLE_UNAVAILABLE",

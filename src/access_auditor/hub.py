@@ -80,8 +80,9 @@ def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cycle = dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
         config, hub = _settings(True)
+        skipped: tuple[tuple[str, str], ...] = ()
         if hub.accounts is not None:
-            accounts, skipped = list(hub.accounts), ()
+            accounts = list(hub.accounts)
         else:
             from access_auditor.aws.organizations import list_accounts
 
@@ -99,7 +100,10 @@ def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
         metrics.flush_metrics()
         raise
-    for account, state in skipped:  # accounted for, not failed: an account that is not ACTIVE cannot be audited
+    for (
+        account,
+        state,
+    ) in skipped:  # accounted for, not failed: an account that is not ACTIVE cannot be audited
         logger.info("account skipped: it is not active", extra={"account": account, "state": state})
     if unsent:
         logger.error("shards could not be queued; they show as missing this cycle", extra={"shards": unsent})
@@ -114,7 +118,7 @@ def plan_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "cycle": cycle.strftime(CYCLE_FORMAT),
         "shards": len(shards),
         "unsent": len(unsent),
-        "skipped": {account: state for account, state in skipped},
+        "skipped": dict(skipped),
     }
 
 

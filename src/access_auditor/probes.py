@@ -1,8 +1,12 @@
 """Live calls to the API: the signed health call and the negative probes, and what their answers mean.
 
-API Gateway answers 403 for very different reasons, so the verdict reads the message, not only the status
-(API Gateway developer guide, "Gateway responses"): ``Missing Authentication Token`` also means "no such
-path or stage", and only ``... with an explicit deny`` proves that the resource policy refused a caller.
+An answer is classified by what an API's own customisation cannot change: the ``x-amzn-ErrorType`` header
+that names API Gateway's error (cut at the first ':', as the SDKs' protocol tests show it may carry a
+``:http://...`` suffix), then the status. A gateway response's body and status can be customised (developer
+guide, "Gateway response types"), and a ``HEAD`` answer has no body, so the message text only refines what
+the error type already says: ``... with an explicit deny`` tells the resource policy's Deny from another
+refusal when API Gateway's default message is there to read. ``MissingAuthenticationTokenException`` also
+means "no such path or stage", so it never proves a signature was required on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +25,22 @@ from access_auditor.signing import normalize_url, sign_request
 from access_auditor.transport import Reply, send
 
 MAX_BODY_BYTES = 16 * 1024  # API Gateway's error messages fit many times over
+ACCESS_DENIED = "AccessDeniedException"
+MISSING_TOKEN = "MissingAuthenticationTokenException"
+BAD_CREDENTIALS = frozenset({"UnrecognizedClientException", "ExpiredTokenException"})
+BAD_SIGNATURE = frozenset({"InvalidSignatureException", "IncompleteSignatureException"})
+# The errors by which API Gateway refuses a caller before the integration runs: an answer naming one of these
+# is a refusal whatever status and body a customised gateway response gave it.
+REFUSALS = frozenset({ACCESS_DENIED, MISSING_TOKEN}) | BAD_CREDENTIALS | BAD_SIGNATURE
+# The status each of those answers with unless the API customised it ("Gateway response types").
+DEFAULT_STATUS = dict.fromkeys(REFUSALS, 403)
+
+
+def error_type(header: str | None) -> str | None:
+    """The error an ``x-amzn-ErrorType`` header names: ``AccessDeniedException:http://internal...`` is
+    ``AccessDeniedException``."""
+    name = (header or "").split(":", 1)[0].strip()
+    return name or None
 
 
 @dataclass(frozen=True)
@@ -31,14 +51,46 @@ class CallResult:
     error_type: str | None = None
     message: str = ""
     failure: str | None = None  # timeout, dns, tls, connection, url: the call got no HTTP answer
+    head: bool = False  # a HEAD answer, which has no body to read
+
+    @property
+    def refused(self) -> bool:
+        """API Gateway refused the caller (by the error type; by the status only when no type was sent)."""
+        return self.error_type in REFUSALS or (self.error_type is None and self.status in (401, 403))
+
+    @property
+    def got_in(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and not self.refused
+
+    @property
+    def denied(self) -> bool:
+        """Refused by authorization: the resource policy, or IAM (explicit or implicit, customised or not)."""
+        return self.error_type == ACCESS_DENIED or (self.error_type is None and self.status == 403
+                                                     and "not authorized to perform" in self.message)  # fmt: skip
 
     @property
     def explicit_deny(self) -> bool:
-        return self.status == 403 and "explicit deny" in self.message
+        return self.denied and "explicit deny" in self.message
+
+    @property
+    def implicit_deny(self) -> bool:
+        """Refused without an explicit deny, as API Gateway's default message says (None: it cannot be told,
+        because the answer has no default message to read)."""
+        return self.denied and "not authorized to perform" in self.message and not self.explicit_deny
 
     @property
     def missing_token(self) -> bool:
-        return self.status == 403 and "Missing Authentication Token" in self.message
+        return self.error_type == MISSING_TOKEN or (
+            self.error_type is None and self.status == 403 and "Missing Authentication Token" in self.message
+        )
+
+    @property
+    def customised(self) -> bool:
+        """A refusal whose status, or (for a method with a body) message, is not API Gateway's default: the API
+        customised its gateway responses."""
+        if self.error_type not in REFUSALS:
+            return False
+        return self.status != DEFAULT_STATUS[self.error_type] or (not self.head and not self.message)
 
 
 def make_call(
@@ -69,14 +121,15 @@ def make_call(
         status=response.status_code,
         latency_ms=round((time.monotonic() - started) * 1000, 1),
         request_id=response.headers.get("x-amzn-RequestId"),
-        error_type=response.headers.get("x-amzn-ErrorType"),
+        error_type=error_type(response.headers.get("x-amzn-ErrorType")),
         message=_message(response),
+        head=method.upper() == "HEAD",
     )
 
 
 def health_finding(result: CallResult, expected: Container[int], url: str) -> Finding | None:
     """None when the health call succeeded, else a finding that says why it failed."""
-    if result.status in expected:
+    if result.status in expected and not result.refused:
         return None
     where = f"the signed health call to {url}"
     if result.failure:
@@ -92,18 +145,23 @@ def health_finding(result: CallResult, expected: Container[int], url: str) -> Fi
     if result.missing_token:
         return finding("HEALTH_MISSING_TOKEN", f"{where} got 403 Missing Authentication Token although it was signed: the path, method or "
                        "stage does not exist (check HEALTH_PATH, HEALTH_METHOD and API_STAGE)")  # fmt: skip
-    if result.status == 403 and "not authorized to perform" in result.message:
+    if result.implicit_deny:
         return finding("HEALTH_NOT_AUTHORIZED", f"{where} was refused without an explicit deny: the allowed role's own IAM policy no longer "
                        "grants execute-api:Invoke, or the method is no longer AWS_IAM, so the Deny-only policy "
                        f"allows nobody ({result.message})")  # fmt: skip
-    if result.status == 403 and result.error_type in {"UnrecognizedClientException", "ExpiredTokenException"}:
-        return finding("HEALTH_CREDENTIALS_REJECTED", f"{where} was refused: {result.message}")
-    if result.status == 403 and result.error_type in {
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-    }:
+    if result.denied:
+        return finding("HEALTH_NOT_AUTHORIZED", f"{where} was refused ({ACCESS_DENIED}, status {result.status}); the answer "
+                       "does not carry API Gateway's default message, so whether the resource policy's Deny or IAM refused "
+                       "it cannot be told")  # fmt: skip
+    if result.error_type in BAD_CREDENTIALS:
+        return finding(
+            "HEALTH_CREDENTIALS_REJECTED", f"{where} was refused ({result.error_type}): {result.message}"
+        )
+    if result.error_type in BAD_SIGNATURE:
         first_line = result.message.splitlines()[0] if result.message else ""
-        return finding("HEALTH_SIGNATURE_REJECTED", f"{where} was refused: {first_line}")
+        return finding(
+            "HEALTH_SIGNATURE_REJECTED", f"{where} was refused ({result.error_type}): {first_line}"
+        )
     if result.status == 429:
         return finding("HEALTH_THROTTLED", f"{where} was throttled (429) after retries")
     if result.status is not None and result.status >= 500:
@@ -117,14 +175,15 @@ def health_finding(result: CallResult, expected: Container[int], url: str) -> Fi
 def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding | None]:
     """(got_in, finding) for a negative probe made as ``who`` ("unsigned" or "outsider")."""
     label = "an unsigned call" if who == "unsigned" else "a call signed as the outsider role"
-    if result.status is not None and 200 <= result.status < 300:
+    if result.got_in:
         code = "UNSIGNED_CALL_ALLOWED" if who == "unsigned" else "OUTSIDER_CALL_ALLOWED"
         return True, finding(code, f"{label} to {url} was answered {result.status}: someone other than the allowed role "
                              "can invoke the live API. Restore the expected policy and deploy the stage now.")  # fmt: skip
-    refused_as_expected = result.missing_token if who == "unsigned" else result.explicit_deny
-    if refused_as_expected or (who == "unsigned" and result.explicit_deny):
+    if who == "unsigned" and (result.missing_token or result.denied):
         return False, None
-    if who == "outsider" and result.status == 403 and "not authorized to perform" in result.message:
+    if who == "outsider" and result.denied and not result.implicit_deny:
+        return False, None  # the Deny refused it (or a customised answer hides which refusal: still refused)
+    if who == "outsider" and result.implicit_deny:
         return False, finding("OUTSIDER_DENIED_IMPLICITLY", f"{label} was refused, but not by the resource policy's Deny; grant the outsider role "
                               "execute-api:Invoke so that the probe tests the policy itself")  # fmt: skip
     reason = result.message if result.failure else f"{result.status}: {result.message or 'no message'}"

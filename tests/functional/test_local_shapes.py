@@ -4,9 +4,56 @@ cannot share a wrong belief."""
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
 from access_auditor.local_aws.accounts import set_account_state
 from access_auditor.local_aws.server import LocalAws
 from tests.fixtures import recorded
+from tests.harness import Harness
+
+MASKED = re.compile(r"\*{8}\d{4}")
+
+
+def _shape(answer: Any) -> tuple[int, str | None, list[str]]:
+    """Status, error type and body keys: what the product reads of an answer."""
+    body = json.loads(answer.text) if answer.text else {}
+    return answer.status_code, answer.headers.get("x-amzn-ErrorType"), sorted(body)
+
+
+def test_the_local_gateway_refuses_in_the_shapes_execute_api_refuses_in(harness: Harness) -> None:
+    recorded_answers = {a["case"]: a for a in recorded("execute_api_answers")["answers"]}
+    url = harness.url + "/health"
+    # an unsigned call, GET and HEAD
+    unsigned = requests.get(url, timeout=5)
+    head = requests.head(url, timeout=5)
+    # a call signed as a role the policy's Deny refuses
+    creds = harness.credentials(harness.sample.outsider_role_arn)
+    request = AWSRequest("GET", url)
+    SigV4Auth(creds, "execute-api", harness.aws.region).add_auth(request)
+    denied = requests.get(url, headers=dict(request.headers), timeout=5)
+    for ours, case in ((unsigned, "unsigned call to an AWS_IAM method (or no such path)"),
+                       (denied, "a caller the resource policy's Deny refuses, account masked")):  # fmt: skip
+        theirs = recorded_answers[case]
+        assert _shape(ours) == (
+            theirs["status"],
+            theirs["headers"]["x-amzn-ErrorType"],
+            sorted(json.loads(theirs["body"])),
+        )
+        assert ours.headers.get("x-amzn-RequestId")
+    assert MASKED.search(denied.json()["Message"]) and harness.aws.account not in denied.text
+    assert head.status_code == 403 and head.content == b""
+    assert (
+        head.headers["x-amzn-ErrorType"]
+        == recorded_answers["HEAD: the same refusal, no body (a HEAD answer carries no content)"]["headers"][
+            "x-amzn-ErrorType"
+        ]
+    )
 
 
 def test_organizations_answers_with_state_alone_as_aws_does_since_status_was_retired() -> None:

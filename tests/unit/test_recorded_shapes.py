@@ -3,17 +3,27 @@ real captured shapes, each with its source). Expected values come from the recor
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 import boto3
+import pytest
+import requests
 from botocore.stub import Stubber
 
 from access_auditor.aws.organizations import list_accounts
+from access_auditor.probes import health_finding, make_call, probe_finding
 from tests.fixtures import recorded
 
 
 def test_accounts_are_planned_by_state_and_every_other_account_is_named_with_its_state() -> None:
     # GIVEN ListAccounts as AWS answers it since Status was retired: State alone, in each of its five values
     shape = recorded("organizations_list_accounts")
-    client = boto3.client("organizations", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "organizations", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     with Stubber(client) as stub:  # the Stubber checks the recorded answer against the SDK's model too
         stub.add_response("list_accounts", shape["answer"])
         # WHEN the planner lists the accounts
@@ -21,5 +31,68 @@ def test_accounts_are_planned_by_state_and_every_other_account_is_named_with_its
     # THEN only the auditable state is planned, and every other account is accounted for with its state
     listed = shape["answer"]["Accounts"]
     assert set(accounts.active) == {a["Id"] for a in listed if a["State"] in shape["auditable"]}
-    assert dict(accounts.skipped) == {a["Id"]: a["State"] for a in listed if a["State"] not in shape["auditable"]}
+    assert dict(accounts.skipped) == {
+        a["Id"]: a["State"] for a in listed if a["State"] not in shape["auditable"]
+    }
     assert {a["State"] for a in listed} == set(shape["states"])
+
+
+class _Replay(BaseHTTPRequestHandler):
+    """Answers every request with the recorded answer it is given, byte for byte."""
+
+    answer: dict[str, Any] = {}
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = self.answer["body"].encode()
+        self.send_response(self.answer["status"])
+        for name, value in self.answer["headers"].items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[tuple[str, type[_Replay]]]:
+    handler = type("Handler", (_Replay,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/a1b2c3d4e5/prod/health", handler
+    server.shutdown()
+    server.server_close()
+
+
+EXECUTE_API = recorded("execute_api_answers")
+
+
+@pytest.mark.parametrize("answer", EXECUTE_API["answers"], ids=lambda a: a["case"])
+def test_live_answers_are_classified_by_what_a_customisation_cannot_change(
+    replay: tuple[str, type[_Replay]], answer: dict[str, Any]
+) -> None:
+    # GIVEN execute-api's recorded answer, served over a socket
+    url, handler = replay
+    handler.answer = answer
+    # WHEN the product calls and reads it
+    result = make_call(requests.Session(), answer["method"], url, region="us-east-1", credentials=None,
+                       timeout=(2, 2))  # fmt: skip
+    means = answer["means"]
+    # THEN it means what AWS documents, whatever status and body the API's customisation gave it
+    assert result.request_id == answer["headers"]["x-amzn-RequestId"]
+    assert result.got_in is (means == "got_in")
+    assert result.missing_token is means.startswith("missing_token")
+    assert result.explicit_deny is (means == "explicit_deny")
+    assert result.implicit_deny is (means == "implicit_deny")
+    assert result.customised is means.endswith("_customised")
+    # and neither probe reads a refusal as a way in, nor the health call reads it as healthy
+    for who in ("unsigned", "outsider"):
+        got_in, _ = probe_finding(result, who, url)
+        assert got_in is (means == "got_in")
+    assert (health_finding(result, {200}, url) is None) is (means == "got_in")

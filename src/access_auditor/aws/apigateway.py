@@ -48,6 +48,7 @@ class ControlPlane(Protocol):
     def get_policy(self, api_id: str) -> str | None: ...
     def list_methods(self, api_id: str, stage: str) -> list[Method]: ...
     def stage_state(self, api_id: str, stage: str) -> StageState: ...
+    def customised_responses(self, api_id: str) -> list[str]: ...
 
 
 class ApiGateway:
@@ -123,6 +124,15 @@ class ApiGateway:
             if not page.get("position"):
                 return methods
             kwargs["position"] = page["position"]
+
+    def customised_responses(self, api_id: str) -> list[str]:
+        """The gateway responses the API customised (GetGatewayResponses: ``defaultResponse`` false), each
+        as "TYPE (status)"."""
+        answer = self._call(
+            "GetGatewayResponses", self._client.get_gateway_responses, restApiId=api_id, limit=500
+        )
+        return sorted(f"{item['responseType']} ({item.get('statusCode') or 'default status'})"
+                      for item in answer.get("items", []) if not item.get("defaultResponse", False))  # fmt: skip
 
     def stage_state(self, api_id: str, stage: str) -> StageState:
         """What the stage serves. GetStage names the deployment; GetDeployment with ``embed=apisummary``

@@ -4,6 +4,11 @@ authorization type and the deployed resource policy through its own access decis
 which shares no code with the product's evaluator.
 
 URLs are ``http://127.0.0.1:PORT/{api_id}/{stage}/{path}``.
+
+A refusal is answered as execute-api answers it: 403, ``x-amzn-ErrorType`` naming the error, the account id
+masked in the message (``********6200``), no body on ``HEAD``; and, where the API customised the gateway
+response of that type (or DEFAULT_4XX), with the customised status and body, the error type unchanged
+("Gateway response types"). AWS serves a customisation from the next deployment; here it applies at once.
 """
 
 from __future__ import annotations
@@ -107,6 +112,18 @@ class Gateway:
         return None
 
 
+# The gateway response type API Gateway answers each refusal with ("Gateway response types").
+_RESPONSE_TYPES = {
+    "AccessDeniedException": "ACCESS_DENIED",
+    "MissingAuthenticationTokenException": "MISSING_AUTHENTICATION_TOKEN",
+    "InvalidSignatureException": "INVALID_SIGNATURE",
+    "ExpiredTokenException": "EXPIRED_TOKEN",
+}
+_MASKED_ACCOUNT = re.compile(
+    r"(?<=:)\d{8}(\d{4})(?=:)"
+)  # an account id in an ARN: the last four digits are shown
+
+
 def _route(snapshot: Snapshot, verb: str, path: str) -> tuple[str, str] | None:
     """The (resource path, verb) serving ``path``; templates ``{id}`` and ``{proxy+}`` match."""
     for (template, method_verb), _ in snapshot.methods.items():
@@ -142,9 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = "/" + unquote(parts[3]) if len(parts) > 3 else "/"
         route = _route(snapshot, self.command, path) if snapshot else None
         if found is None or snapshot is None or route is None:
-            return self._reply(
-                403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException"
-            )
+            return self._refuse(found[2] if found else None, "message", "Missing Authentication Token",
+                                "MissingAuthenticationTokenException")  # fmt: skip
         account, region, api = found
         api_ref = ApiRef(region, account, api.id)
         method_arn = f"{api_ref.arn}/{parts[2]}/{self.command}/{path.lstrip('/')}"
@@ -159,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
                                    lookup=self.gateway.lookup_secret, region=region, service="execute-api",
                                    now=dt.datetime.now(dt.UTC))  # fmt: skip
             except sigv4.SignatureRejected as exc:
-                return self._reply(403, {"message": exc.message}, exc.error_type)
+                return self._refuse(api, "message", exc.message, exc.error_type)
             who = self.gateway.principal(key)
             display = who.display_arn
             caller = access.Caller(who.principal_arn, who.account,
@@ -172,13 +188,27 @@ class _Handler(BaseHTTPRequestHandler):
         if not allowed:
             suffix = " with an explicit deny" if reason == "explicit-deny" else ""
             message = f"User: {display} is not authorized to perform: execute-api:Invoke on resource: {method_arn}{suffix}"
-            return self._reply(403, {"Message": message}, "AccessDeniedException")
+            return self._refuse(api, "Message", message, "AccessDeniedException")
         self._reply(200, {"status": "ok", "api": api.id, "stage": parts[2], "method": self.command, "path": path,
                           "query": unquote(query), "caller": None if display == "anonymous" else display,
                           "bodyBytes": len(body)})  # fmt: skip
 
-    def _reply(self, status: int, payload: dict[str, Any], error_type: str | None = None) -> None:
-        data = json.dumps(payload).encode()
+    def _refuse(self, api: Any, key: str, message: str, error_type: str) -> None:
+        message = _MASKED_ACCOUNT.sub(lambda m: "********" + m[1], message)
+        kind = _RESPONSE_TYPES.get(error_type, "DEFAULT_4XX")
+        responses = getattr(api, "gateway_responses", {}) if api is not None else {}
+        custom = responses.get(kind) or responses.get("DEFAULT_4XX")
+        if custom is None:
+            return self._reply(403, {key: message}, error_type)
+        template = (custom.response_templates or {}).get("application/json")
+        body = (template or json.dumps({key: message})).replace(
+            "$context.error.messageString", json.dumps(message)
+        )
+        status = int(custom.status_code or 403)
+        return self._reply(status, body.replace("$context.error.message", message), error_type)
+
+    def _reply(self, status: int, payload: dict[str, Any] | str, error_type: str | None = None) -> None:
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

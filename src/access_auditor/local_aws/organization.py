@@ -120,7 +120,9 @@ def create_organization(
     accounts = [a["Id"] for page in pages for a in page["Accounts"] if a["Id"] != aws.account]
     states = {}
     for n, state in enumerate(inactive):
-        status = orgs.create_account(Email=f"gone-{n}@example.com", AccountName=f"gone-{n}")["CreateAccountStatus"]
+        status = orgs.create_account(Email=f"gone-{n}@example.com", AccountName=f"gone-{n}")[
+            "CreateAccountStatus"
+        ]
         set_account_state(status["AccountId"], state)
         states[status["AccountId"]] = state
     hub = load_template(HUB_TEMPLATE)

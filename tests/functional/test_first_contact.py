@@ -1,0 +1,90 @@
+"""What a real account does that the product once assumed away, reproduced on the local AWS: a HEAD health
+method, customised gateway responses, an API that cannot be exported, a busy CloudTrail, an unreadable
+deployed policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from access_auditor.audit import TargetResult, run_audit
+from access_auditor.config import load_config
+from access_auditor.local_aws.sample import add_method, deploy
+from access_auditor.wiring import build_ports
+from tests.harness import Harness
+
+
+def audit(harness: Harness, monkeypatch: pytest.MonkeyPatch, **env: str) -> TargetResult:
+    config = load_config(harness.in_process(monkeypatch, **env))
+    return run_audit(config, build_ports(), budget_s=30)[0]
+
+
+def codes(result: TargetResult) -> dict[str, str]:
+    return {f.code: f.message for f in result.findings}
+
+
+def health_resource(harness: Harness) -> str:
+    apigw = harness.aws.client("apigateway")
+    items = apigw.get_resources(restApiId=harness.sample.api_id)["items"]
+    return next(r["id"] for r in items if r["path"] == "/health")
+
+
+@pytest.fixture
+def head_health(harness: Harness) -> Iterator[Harness]:
+    apigw = harness.aws.client("apigateway")
+    add_method(apigw, harness.sample.api_id, health_resource(harness), "HEAD")
+    deploy(apigw, harness.sample.api_id)
+    yield harness
+    apigw.delete_method(
+        restApiId=harness.sample.api_id, resourceId=health_resource(harness), httpMethod="HEAD"
+    )
+    deploy(apigw, harness.sample.api_id)
+
+
+def test_a_head_health_method_is_healthy_and_its_probes_prove_the_lock(
+    head_health: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the health method is HEAD: every answer comes without a body
+    # WHEN the auditor runs
+    result = audit(head_health, monkeypatch, HEALTH_METHOD="HEAD")
+    # THEN the health call succeeded, and both probes were read as refused, not as inconclusive
+    assert result.healthy and result.call is not None and result.call.status == 200
+    assert result.unauthorized_call_allowed is False
+    assert not {"PROBE_INCONCLUSIVE", "OUTSIDER_DENIED_IMPLICITLY", "PROBES_NOT_RUN"} & set(codes(result))
+
+
+@pytest.fixture
+def customised(harness: Harness) -> Iterator[Harness]:
+    # GIVEN the API answers refusals its own way: a denied caller gets 200 and a friendly body, an unsigned
+    # one 404 and another message
+    apigw, api_id = harness.aws.client("apigateway"), harness.sample.api_id
+    apigw.put_gateway_response(restApiId=api_id, responseType="ACCESS_DENIED", statusCode="200",
+                               responseTemplates={"application/json": '{"error": "please ask the platform team"}'})  # fmt: skip
+    apigw.put_gateway_response(restApiId=api_id, responseType="MISSING_AUTHENTICATION_TOKEN", statusCode="404",
+                               responseTemplates={"application/json": '{"message": "Not found"}'})  # fmt: skip
+    yield harness
+    for kind in ("ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN"):
+        apigw.delete_gateway_response(restApiId=api_id, responseType=kind)
+
+
+def test_customised_gateway_responses_are_read_by_their_error_type(
+    customised: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = audit(customised, monkeypatch)
+    found = codes(result)
+    # THEN a refused probe answered 200 is still a refusal: nobody got in, and the health call is healthy
+    assert result.unauthorized_call_allowed is False and result.healthy
+    assert "UNSIGNED_CALL_ALLOWED" not in found and "OUTSIDER_CALL_ALLOWED" not in found
+    # and the finding names what the API customised
+    assert "ACCESS_DENIED (200)" in found["GATEWAY_RESPONSES_CUSTOMISED"]
+    assert "MISSING_AUTHENTICATION_TOKEN (404)" in found["GATEWAY_RESPONSES_CUSTOMISED"]
+
+
+def test_a_customised_refusal_of_the_allowed_role_is_a_health_failure_not_a_success(
+    customised: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the health call is signed as the outsider, whom the policy's Deny refuses (answered 200 here)
+    result = audit(customised, monkeypatch, ASSUME_ROLE_ARN=customised.sample.outsider_role_arn)
+    # THEN the health call failed, whatever status the customisation gave the refusal
+    assert not result.healthy and "HEALTH_NOT_AUTHORIZED" in codes(result)
