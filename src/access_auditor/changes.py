@@ -28,6 +28,7 @@ CHANGE_EVENTS = (
     "CreateBasePathMapping", "UpdateBasePathMapping", "DeleteBasePathMapping",
     "TagResource", "UntagResource",
 )  # fmt: skip
+MAX_DEPTH = 8  # request parameters nest a level or two (createDeploymentInput, ...); deeper is not searched
 _RESTAPI_ARN = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+::/restapis/([a-z0-9]+)(/|$)")
 
 
@@ -57,23 +58,38 @@ def api_change(raw: dict[str, Any]) -> ApiChange | None:
     detail = event.detail or {}
     if detail.get("errorCode") or detail.get("eventName") not in CHANGE_EVENTS:
         return None
-    api_id = _rest_api_id(detail.get("requestParameters")) or _rest_api_id(
-        detail.get("responseElements"), creation=True
-    )
+    api_id = rest_api_id(detail)
     if not api_id:
         return None
-    identity = detail.get("userIdentity") or {}
-    actor = str(identity.get("arn") or identity.get("principalId") or identity.get("type") or "unknown")
     stamp = str(detail.get("eventTime") or event.time or "")
     try:
         at = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         at = dt.datetime.now(dt.UTC)
     return ApiChange(str(detail.get("recipientAccountId") or event.account), str(detail.get("awsRegion") or event.region),
-                     api_id, str(detail["eventName"]), actor, at)  # fmt: skip
+                     api_id, str(detail["eventName"]), actor(detail), at)  # fmt: skip
 
 
-def _rest_api_id(values: Any, creation: bool = False) -> str | None:
+def rest_api_id(detail: dict[str, Any]) -> str | None:
+    """The REST API a CloudTrail record is about: ``restApiId`` in its (nested) request parameters, a REST API
+    ARN, or a creation's new ``id`` in ``responseElements``."""
+    return _rest_api_id(detail.get("requestParameters")) or _rest_api_id(
+        detail.get("responseElements"), creation=True
+    )
+
+
+def actor(detail: dict[str, Any]) -> str:
+    """Who made the call a CloudTrail record reports: the caller's ARN (and the service it went through,
+    ``invokedBy``), or, for a call an AWS service made on its own (``type`` AWSService, no ARN), the service."""
+    identity = detail.get("userIdentity")
+    identity = identity if isinstance(identity, dict) else {}
+    arn, via = identity.get("arn"), identity.get("invokedBy")
+    if arn:
+        return f"{arn} via {via}" if via else str(arn)
+    return str(via or identity.get("principalId") or identity.get("type") or "unknown")
+
+
+def _rest_api_id(values: Any, creation: bool = False, depth: int = 0) -> str | None:
     """``restApiId`` anywhere in the parameters (mappings nest it), a REST API ARN (tags), or a creation's
     ``id``; an HTTP or WebSocket API's ``apiId`` is not a REST API."""
     if not isinstance(values, dict):
@@ -91,7 +107,11 @@ def _rest_api_id(values: Any, creation: bool = False) -> str | None:
     ):
         return str(values["id"])
     for nested in values.values():
-        if isinstance(nested, dict) and (found := _rest_api_id(nested)):
+        if (
+            depth < MAX_DEPTH
+            and isinstance(nested, dict)
+            and (found := _rest_api_id(nested, depth=depth + 1))
+        ):
             return found
     return None
 

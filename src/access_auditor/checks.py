@@ -17,7 +17,14 @@ import requests
 
 from access_auditor.aws.accessanalyzer import AnalyzerPort
 from access_auditor.aws.apigateway import ControlPlane, StageState, SweptApi
-from access_auditor.aws.cloudtrail import METHOD_EVENTS, POLICY_EVENTS, ChangeHistory
+from access_auditor.aws.cloudtrail import (
+    DELIVERY_LAG,
+    EVENT_HISTORY,
+    METHOD_EVENTS,
+    POLICY_EVENTS,
+    Change,
+    ChangeHistory,
+)
 from access_auditor.aws.credentials import CredentialSource
 from access_auditor.aws.pacing import QuotaWait
 from access_auditor.config import AuditConfig, Target
@@ -49,6 +56,10 @@ class Memory:
         default_factory=dict
     )
     deferred: set[tuple[str, ...]] = field(default_factory=set)  # audited first in the next run
+    # Per API (account, region, id): its newest policy write CloudTrail showed (the region-wide look).
+    policy_writes: dict[tuple[str, str, str], Change] = field(default_factory=dict)
+    # Per pending change: when this function first saw it (an absence in CloudTrail is believed only later).
+    pending_seen: dict[tuple[str, ...], float] = field(default_factory=dict)
     # Per account and region: until when CloudTrail was asked which APIs' methods changed.
     method_lookups: dict[Scope, dt.datetime] = field(default_factory=dict)
     target_seconds: float | None = None  # how long a target took, on average, last run
@@ -262,7 +273,7 @@ def undeployed_change(obs: Observation) -> list[Finding]:
         raise Skip("no deployment: STAGE_NOT_DEPLOYED says it")
     saved = obs.saved()
     if not saved.differs_from(stage.deployed, target.api):
-        return []
+        return _export_after_write(obs, stage)
     try:
         live: PolicyVerdict | None = _judge(obs, stage.deployed)
     except PolicyParseError:
@@ -305,6 +316,22 @@ def undeployed_change(obs: Observation) -> list[Finding]:
         f"{stage.deployment_id}); it goes live with the next deployment, and deploying it {effect}", severity)]  # fmt: skip
 
 
+def _export_after_write(obs: Observation, stage: StageState) -> list[Finding]:
+    """Saved equals exported: that is as expected unless CloudTrail showed a policy write after the stage's
+    deployment, in which case the export may carry the saved copy rather than the deployment's (or the write
+    left the policy as it was). The verdict on the live policy rests on the export, so this is reported."""
+    write = obs.ports.memory.policy_writes.get(obs.target.api_key)
+    if write is None or stage.deployed_at is None or write.event_time <= stage.deployed_at:
+        return []
+    return [finding("EXPORT_DISAGREES",
+        f"CloudTrail shows {write.event_name} of API {obs.target.api_id}'s policy by {write.actor} at "
+        f"{write.event_time:%Y-%m-%d %H:%M:%SZ}, after deployment {stage.deployment_id} of stage {obs.target.stage} "
+        f"({stage.deployed_at:%Y-%m-%d %H:%M:%SZ}), yet the export carries exactly the saved policy: either that "
+        "write left the policy as it was, or the export carries the saved copy, not the deployed one, and the "
+        "live verdict cannot rest on it. Deploy the stage to make saved and live one; access-auditor doctor "
+        "--experiment tells which holds in this account")]  # fmt: skip
+
+
 def attribution(obs: Observation) -> list[Finding]:
     """Who made the pending change, from CloudTrail (once per pending change per warm function)."""
     target, ports = obs.target, obs.ports
@@ -320,20 +347,31 @@ def attribution(obs: Observation) -> list[Finding]:
     key = (*target.key, str(stage.deployment_id), repr(saved))
     who = ports.memory.attributions.get(key)
     if who is None:
+        first_seen = ports.memory.pending_seen.setdefault(key, time.time())
         try:
-            changes = ports.history(obs.scope).changes_since(target.api_id, stage.deployed_at, names)
+            last, complete = ports.history(obs.scope).latest_change(target.api_id, stage.deployed_at, names)
         except QuotaWait:
             raise
         except AuditorError as exc:
             return [finding("ATTRIBUTION_FAILED",
                 f"CloudTrail could not say who changed API {target.api_id}: {exc}. The undeployed change is "
                 "reported regardless; grant cloudtrail:LookupEvents to name its author.")]  # fmt: skip
-        if not changes:
-            return [finding("CHANGED_BY", f"CloudTrail names no {'/'.join(names)} call on API {target.api_id} since "
-                            "the deployment")]  # fmt: skip
-        last = changes[0]
+        if last is None:
+            searched = "" if complete else " in the newest events CloudTrail holds about it"
+            found = [finding("CHANGED_BY", f"CloudTrail names no {'/'.join(names)} call on API {target.api_id} since "
+                             f"the deployment{searched}")]  # fmt: skip
+            known = complete and dt.datetime.now(dt.UTC) - stage.deployed_at < EVENT_HISTORY
+            if names == POLICY_EVENTS and known and time.time() - first_seen > DELIVERY_LAG.total_seconds():
+                found.append(finding("EXPORT_DISAGREES",
+                    f"the policy saved on API {target.api_id} differs from what the export of stage {target.stage} "
+                    f"carries, yet CloudTrail shows no policy write since deployment {stage.deployment_id} "
+                    f"({stage.deployed_at:%Y-%m-%d %H:%M:%SZ}): the export does not carry the deployment's copy as the "
+                    "verdict assumes (or CloudTrail missed the write). Both verdicts are reported; run "
+                    "access-auditor doctor --experiment, and deploy the stage to make saved and live one"))  # fmt: skip
+            return found
         who = f"Changed by {last.actor} ({last.event_name} at {last.event_time:%Y-%m-%d %H:%M:%SZ})"
         ports.memory.attributions[key] = who
+        ports.memory.pending_seen.pop(key, None)
     return [finding("CHANGED_BY", f"{who}: the undeployed change to API {target.api_id}")]
 
 

@@ -111,6 +111,8 @@ _code(
 _code("UNDEPLOYED_POLICY_CHANGE", S.HIGH, [C.UNDEPLOYED], "saved differs from deployed; says what deploying "
       "would do: WEAKEN (high), RESTORE or CHANGE (medium), nothing (low)", "high / medium / low")  # fmt: skip
 _code("CHANGED_BY", S.INFO, [C.NOTE], "who made the undeployed change and when, from CloudTrail")
+_code("EXPORT_DISAGREES", S.HIGH, [C.AUDIT_ERROR], "saved, exported and CloudTrail do not agree on what the "
+      "stage serves: the export may not carry the deployment's policy, so the live verdict is unproven")  # fmt: skip
 _code(
     "ATTRIBUTION_FAILED", S.HIGH, [C.AUDIT_ERROR], "CloudTrail could not be asked who made a pending change"
 )

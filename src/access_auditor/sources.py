@@ -22,16 +22,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
-from access_auditor.aws.cloudtrail import METHOD_EVENTS
+from access_auditor.aws.cloudtrail import DELIVERY_LAG, METHOD_EVENTS, POLICY_EVENTS
 from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, Target, discovered_target
 from access_auditor.errors import AuditorError, ConfigError, CredentialsError
 from access_auditor.findings import Finding, finding
 
 log = logging.getLogger(__name__)
-# CloudTrail delivers an event to event history within minutes, not at once ("typically within 5 minutes",
-# not guaranteed): each lookup reaches back this far before the previous one.
-DELIVERY_LAG = dt.timedelta(minutes=15)
 LOOKUP_INTERVAL = dt.timedelta(seconds=60)  # at most one look per account and region a minute
 ALLOWED_ROLES_TAG = TAG_PREFIX + "allowed-roles"
 STAGES_TAG = TAG_PREFIX + "stages"
@@ -97,9 +94,10 @@ def plan_targets(
 
 
 def _method_writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) -> None:
-    """Which APIs' methods were written since the last look (CloudTrail, one LookupEvents per method event
-    name for the whole region), so that only those re-read their saved methods. The first run of a warm
-    function reads every API's methods anyway; a failed lookup leaves SAVED_METHODS_MAX_AGE as the bound."""
+    """Which APIs' methods or policies were written since the last look (CloudTrail, one LookupEvents per
+    event name for the whole region): only those re-read their saved methods, and each API's newest policy
+    write is kept for the check of what the export carries. The first run of a warm function reads every
+    API's methods anyway; a failed lookup leaves SAVED_METHODS_MAX_AGE as the bound."""
     if not (config.cloudtrail_lookup and ports.history):
         return
     now = dt.datetime.now(dt.UTC)
@@ -110,11 +108,20 @@ def _method_writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) 
     if now - last < LOOKUP_INTERVAL:
         return  # CloudTrail delivers in minutes: asking more often finds nothing new, and costs quota
     try:
-        changes = ports.history(scope).changes_since(None, last - DELIVERY_LAG, METHOD_EVENTS)
+        changes = ports.history(scope).changes_since(last - DELIVERY_LAG, (*METHOD_EVENTS, *POLICY_EVENTS))
     except AuditorError as exc:
         log.warning("CloudTrail could not say which APIs' methods changed in %s: %s", scope.region, exc)
         return
-    plan.methods_changed |= {(scope.account, scope.region, c.api_id) for c in changes}
+    plan.methods_changed |= {
+        (scope.account, scope.region, c.api_id) for c in changes if c.event_name in METHOD_EVENTS
+    }
+    written = ports.memory.policy_writes
+    for change in changes:  # newest first: the first seen per API is its newest policy write
+        key = (scope.account, scope.region, change.api_id)
+        if change.event_name in POLICY_EVENTS and (
+            key not in written or written[key].event_time < change.event_time
+        ):
+            written[key] = change
     ports.memory.method_lookups[scope] = now
 
 

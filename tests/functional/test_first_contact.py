@@ -10,7 +10,8 @@ import pytest
 
 from access_auditor.audit import TargetResult, run_audit
 from access_auditor.config import load_config
-from access_auditor.local_aws.sample import add_method, deploy
+from access_auditor.local_aws.emulation import record_call
+from access_auditor.local_aws.sample import add_method, deploy, save_policy
 from access_auditor.wiring import build_ports
 from tests.harness import Harness
 
@@ -88,3 +89,36 @@ def test_a_customised_refusal_of_the_allowed_role_is_a_health_failure_not_a_succ
     result = audit(customised, monkeypatch, ASSUME_ROLE_ARN=customised.sample.outsider_role_arn)
     # THEN the health call failed, whatever status the customisation gave the refusal
     assert not result.healthy and "HEALTH_NOT_AUTHORIZED" in codes(result)
+
+
+@pytest.fixture
+def pending_weakening(harness: Harness) -> Iterator[Harness]:
+    # GIVEN a weakening saved on the API by the console user, not deployed
+    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, harness.sample.weakened_policy())
+    yield harness
+    harness.restore()
+
+
+def test_the_author_of_a_pending_change_is_named_after_thousands_of_unrelated_writes(
+    pending_weakening: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN after it, 3,000 policy writes to other APIs of the region by a pipeline
+    aws = pending_weakening.aws
+    pipeline = {"type": "AssumedRole", "arn": f"arn:aws:sts::{aws.account}:assumed-role/pipeline/run"}
+    for n in range(3000):
+        record_call(aws.account, aws.region, "UpdateRestApi", f"other{n:05d}", pipeline)
+    # WHEN the auditor runs
+    found = codes(audit(pending_weakening, monkeypatch))
+    # THEN the pending change is still attributed to the one who made it
+    assert "UNDEPLOYED_POLICY_CHANGE" in found
+    assert "assumed-role/console/alice (UpdateRestApi at" in found["CHANGED_BY"]
+
+
+def test_a_change_an_aws_service_made_is_attributed_to_that_service(
+    pending_weakening: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws = pending_weakening.aws
+    service = {"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com"}
+    record_call(aws.account, aws.region, "UpdateRestApi", pending_weakening.sample.api_id, service)
+    found = codes(audit(pending_weakening, monkeypatch))
+    assert found["CHANGED_BY"].startswith("Changed by cloudformation.amazonaws.com (UpdateRestApi at")

@@ -13,7 +13,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from access_auditor.local_aws.accounts import set_account_state
-from access_auditor.local_aws.server import LocalAws
 from tests.fixtures import recorded
 from tests.harness import Harness
 
@@ -56,18 +55,45 @@ def test_the_local_gateway_refuses_in_the_shapes_execute_api_refuses_in(harness:
     )
 
 
-def test_organizations_answers_with_state_alone_as_aws_does_since_status_was_retired() -> None:
+def test_organizations_answers_with_state_alone_as_aws_does_since_status_was_retired(
+    harness: Harness,
+) -> None:
     shape = recorded("organizations_list_accounts")
     allowed_keys = set().union(*(a.keys() for a in shape["answer"]["Accounts"]))
-    with LocalAws() as aws:
-        orgs = aws.client("organizations")
-        orgs.create_organization(FeatureSet="ALL")
-        made = {}
-        for state in shape["states"]:
-            account = orgs.create_account(Email=f"{state.lower()}@example.com", AccountName=state)
-            made[account["CreateAccountStatus"]["AccountId"]] = state
-            set_account_state(account["CreateAccountStatus"]["AccountId"], state)
-        listed = [a for page in orgs.get_paginator("list_accounts").paginate() for a in page["Accounts"]]
+    orgs = harness.aws.client("organizations")
+    orgs.create_organization(FeatureSet="ALL")
+    made = {}
+    for state in shape["states"]:
+        account = orgs.create_account(Email=f"{state.lower()}@example.com", AccountName=state)
+        made[account["CreateAccountStatus"]["AccountId"]] = state
+        set_account_state(account["CreateAccountStatus"]["AccountId"], state)
+    listed = [a for page in orgs.get_paginator("list_accounts").paginate() for a in page["Accounts"]]
     for account in listed:
         assert "Status" not in account and set(account) <= allowed_keys
     assert {a["Id"]: a["State"] for a in listed if a["Id"] in made} == made
+
+
+def test_local_cloudtrail_records_are_shaped_as_real_ones(harness: Harness) -> None:
+    shape = recorded("cloudtrail_apigateway_events")
+    envelope_keys = set().union(*(e["event"].keys() for e in shape["events"]))
+    apigw, api_id = harness.aws.client("apigateway"), harness.sample.api_id
+    deployment = apigw.create_deployment(
+        restApiId=api_id, stageName=harness.sample.stage, description="shapes"
+    )
+    trail = harness.aws.client("cloudtrail")
+    # WHEN the API's events are looked up by its own id, as the product looks them up
+    events = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": api_id}]
+    )["Events"]
+    assert events and all(set(e) <= envelope_keys | {"AccessKeyId"} for e in events)
+    assert all(
+        {"ResourceType": "AWS::ApiGateway::RestApi", "ResourceName": api_id} in e["Resources"] for e in events
+    )
+    create = json.loads(next(e for e in events if e["EventName"] == "CreateDeployment")["CloudTrailEvent"])
+    # THEN the body is nested under createDeploymentInput, with template false, and the answer carries its link
+    recorded_create = next(e for e in shape["events"] if e["event"]["EventName"] == "CreateDeployment")
+    theirs = recorded_create["event"]["CloudTrailEvent"]
+    assert set(create["requestParameters"]) == set(theirs["requestParameters"])
+    assert create["requestParameters"]["createDeploymentInput"]["description"] == "shapes"
+    assert create["responseElements"]["self"]["restApiId"] == api_id
+    assert create["responseElements"]["id"] == deployment["id"]

@@ -3,6 +3,8 @@ real captured shapes, each with its source). Expected values come from the recor
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +15,9 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
+from access_auditor.aws.cloudtrail import API_PAGES, CloudTrail
 from access_auditor.aws.organizations import list_accounts
+from access_auditor.changes import CHANGE_EVENTS, api_change
 from access_auditor.probes import health_finding, make_call, probe_finding
 from tests.fixtures import recorded
 
@@ -96,3 +100,81 @@ def test_live_answers_are_classified_by_what_a_customisation_cannot_change(
         got_in, _ = probe_finding(result, who, url)
         assert got_in is (means == "got_in")
     assert (health_finding(result, {200}, url) is None) is (means == "got_in")
+
+
+def _lookup_event(recorded_event: dict[str, Any]) -> dict[str, Any]:
+    """A recorded event as botocore hands it over: EventTime a datetime, CloudTrailEvent a JSON string."""
+    event = dict(recorded_event)
+    event["EventTime"] = dt.datetime.fromisoformat(event["EventTime"].replace("Z", "+00:00"))
+    event["CloudTrailEvent"] = json.dumps(event["CloudTrailEvent"])
+    return event
+
+
+CLOUDTRAIL = recorded("cloudtrail_apigateway_events")
+
+
+def _trail() -> Any:
+    return boto3.client(
+        "cloudtrail", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def test_recorded_cloudtrail_events_name_their_api_and_author_whatever_their_shape() -> None:
+    events = CLOUDTRAIL["events"]
+    newest_first = sorted(events, key=lambda e: e["event"]["EventTime"], reverse=True)
+    names = sorted({e["event"]["EventName"] for e in events})
+    with Stubber(_trail()) as stub:
+        for name in names:
+            page = [_lookup_event(e["event"]) for e in newest_first if e["event"]["EventName"] == name]
+            stub.add_response("lookup_events", {"Events": page})
+        changes = CloudTrail(stub.client).changes_since(dt.datetime(2015, 1, 1, tzinfo=dt.UTC), names)
+    expected = [(e["expect"]["api"], e["event"]["EventName"], e["expect"]["actor"]) for e in newest_first
+                if e["expect"]["write"]]  # fmt: skip
+    assert [(c.api_id, c.event_name, c.actor) for c in changes] == expected
+
+
+def test_the_author_of_a_pending_policy_change_is_looked_up_by_the_api_s_own_id() -> None:
+    api = "a1b2c3d4e5"
+    about = [e for e in CLOUDTRAIL["events"] if e["expect"]["api"] == api]
+    page = [
+        _lookup_event(e["event"]) for e in sorted(about, key=lambda e: e["event"]["EventTime"], reverse=True)
+    ]
+    since = dt.datetime(2026, 10, 2, 9, 15, 4, tzinfo=dt.UTC)
+    with Stubber(_trail()) as stub:
+        stub.add_response("lookup_events", {"Events": page}, expected_params={
+            "LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": api}],
+            "StartTime": since, "MaxResults": 50})  # fmt: skip
+        latest, complete = CloudTrail(stub.client).latest_change(api, since, ("UpdateRestApi", "PutRestApi"))
+    # THEN the newest write that succeeded, named as CloudTrail names its author (a service by invokedBy)
+    newest_write = next(e for e in sorted(about, key=lambda e: e["event"]["EventTime"], reverse=True)
+                        if e["expect"]["write"] and e["event"]["EventName"] == "UpdateRestApi")  # fmt: skip
+    assert latest is not None and complete
+    assert (latest.event_name, latest.actor) == ("UpdateRestApi", newest_write["expect"]["actor"])
+
+
+def test_a_lookup_bounded_by_its_pages_says_it_did_not_search_everything() -> None:
+    read = _lookup_event(CLOUDTRAIL["events"][0]["event"])
+    with Stubber(_trail()) as stub:
+        for page in range(API_PAGES):
+            stub.add_response("lookup_events", {"Events": [read] * 50, "NextToken": f"t{page}"})
+        # no response is queued past the bound: one more call would fail the test
+        latest, complete = CloudTrail(stub.client).latest_change(
+            "3rbEXAMPLE", dt.datetime(2015, 1, 1, tzinfo=dt.UTC), ("UpdateRestApi",)
+        )
+    assert latest is None and not complete
+
+
+@pytest.mark.parametrize("recorded_event", CLOUDTRAIL["events"], ids=lambda e: e["event"]["EventName"])
+def test_a_recorded_change_delivered_by_eventbridge_names_the_api_and_its_author(
+    recorded_event: dict[str, Any],
+) -> None:
+    detail = recorded_event["event"]["CloudTrailEvent"]
+    envelope = {"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.apigateway",
+                "account": "123456789012", "time": detail["eventTime"], "region": detail["awsRegion"],
+                "resources": [], "detail": detail}  # fmt: skip
+    change = api_change(envelope)
+    expect = recorded_event["expect"]
+    if not expect["write"] or detail["eventName"] not in CHANGE_EVENTS:
+        assert change is None
+    else:
+        assert change is not None and (change.api_id, change.actor) == (expect["api"], expect["actor"])

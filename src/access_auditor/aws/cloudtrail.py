@@ -1,26 +1,35 @@
 """Who changed an API, and when: attribution from CloudTrail's event history.
 
 CloudTrail is never the judge of whether a change is pending (the saved and deployed configurations are
-compared directly); it only names the actor. Event history records read events too, so lookups go by
-``EventName`` (one lookup attribute per call), never by event source, which the auditor's own reads would
-fill. LookupEvents allows 2 calls a second per account and region; every call here goes through that
-quota's bucket (``pacing.LOOKUP_EVENTS``), and pagination stops after ``MAX_PAGES`` pages per event name.
+compared directly); it only names the actor. One API's writes are looked up by ``ResourceName`` (the API id,
+which API Gateway records carry in ``Resources``): exact for that API whatever else the region does. Which
+APIs of a region had writes goes by ``EventName`` (one lookup attribute per call), never by event source,
+which the auditor's own reads would fill. LookupEvents allows 2 calls a second per account and region; every
+call here goes through that quota's bucket (``pacing.LOOKUP_EVENTS``), and pagination is bounded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from access_auditor.aws.clients import call
+from access_auditor.changes import actor, rest_api_id
 
 # The writes that change an existing API's saved policy or methods (ImportRestApi creates a new API).
 POLICY_EVENTS = ("UpdateRestApi", "PutRestApi")
 METHOD_EVENTS = ("PutMethod", "UpdateMethod", "DeleteMethod", "PutRestApi")
-MAX_PAGES = 4  # 200 events per event name: far more writes than an API sees between two runs
+MAX_PAGES = 4  # per event name, region-wide since the last look: 200 writes of one kind a minute or two
+API_PAGES = 20  # one API's events since its deployment, reads included: 1,000, newest first
+EVENT_HISTORY = dt.timedelta(days=90)  # what event history keeps
+# CloudTrail delivers an event to event history within minutes, not at once ("typically within 5 minutes",
+# not guaranteed): a look reaches back this far before the previous one, and an absence is believed only after.
+DELIVERY_LAG = dt.timedelta(minutes=15)
+MAX_RECORD_CHARS = 256 * 1024  # CloudTrail caps an event at 256 KB; a longer one is not parsed
+RESTAPI_TYPE = "AWS::ApiGateway::RestApi"
 
 
 @dataclass(frozen=True)
@@ -32,9 +41,10 @@ class Change:
 
 
 class ChangeHistory(Protocol):
-    def changes_since(
-        self, api_id: str | None, since: dt.datetime, event_names: Sequence[str]
-    ) -> list[Change]: ...
+    def changes_since(self, since: dt.datetime, event_names: Sequence[str]) -> list[Change]: ...
+    def latest_change(
+        self, api_id: str, since: dt.datetime, event_names: Sequence[str]
+    ) -> tuple[Change | None, bool]: ...
 
 
 class CloudTrail:
@@ -44,52 +54,73 @@ class CloudTrail:
         self._client = client
         self._pace = pace
 
-    def changes_since(
-        self, api_id: str | None, since: dt.datetime, event_names: Sequence[str]
-    ) -> list[Change]:
-        """Writes of ``event_names`` to ``api_id`` (to any REST API when None) at or after ``since``, newest
-        first. CloudTrail keeps times to the second, so a change in the deployment's own second is included."""
-        changes: list[Change] = []
-        for name in dict.fromkeys(event_names):
-            kwargs: dict[str, Any] = {
-                "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}],
-                "StartTime": since,
-                "MaxResults": 50,
-            }
-            for _ in range(MAX_PAGES):
-                if self._pace is not None:
-                    self._pace("LookupEvents")
-                page = call("LookupEvents", self._client.lookup_events, **kwargs)
-                for event in page.get("Events", []):
-                    detail = _detail(event)
-                    if _about(detail, api_id):
-                        changes.append(_change(event, detail))
-                if not page.get("NextToken"):
-                    break
-                kwargs["NextToken"] = page["NextToken"]
-        return sorted((c for c in changes if c.event_time >= since), key=lambda c: c.event_time, reverse=True)
+    def _events(self, attribute: tuple[str, str], since: dt.datetime, pages: int) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "LookupAttributes": [{"AttributeKey": attribute[0], "AttributeValue": attribute[1]}],
+            "StartTime": since,
+            "MaxResults": 50,
+        }
+        for _ in range(pages):
+            if self._pace is not None:
+                self._pace("LookupEvents")
+            page = call("LookupEvents", self._client.lookup_events, **kwargs)
+            yield from page.get("Events", [])
+            if not page.get("NextToken"):
+                return
+            kwargs["NextToken"] = page["NextToken"]
+
+    def changes_since(self, since: dt.datetime, event_names: Sequence[str]) -> list[Change]:
+        """Successful writes of ``event_names`` to any REST API of the region at or after ``since``, newest
+        first. CloudTrail keeps times to the second, so a change in ``since``'s own second is included."""
+        changes = [
+            found
+            for name in dict.fromkeys(event_names)
+            for event in self._events(("EventName", name), since, MAX_PAGES)
+            if (found := _change(event, since)) is not None
+        ]
+        return sorted(changes, key=lambda c: c.event_time, reverse=True)
+
+    def latest_change(
+        self, api_id: str, since: dt.datetime, event_names: Sequence[str]
+    ) -> tuple[Change | None, bool]:
+        """(the newest successful write of ``event_names`` to ``api_id`` at or after ``since``, whether every
+        event of the API since then was searched). Looked up by the API's own id (``ResourceName``), so that
+        no other API's writes can push it out of reach; at most API_PAGES pages."""
+        seen = 0
+        for event in self._events(("ResourceName", api_id), since, API_PAGES):
+            seen += 1
+            if event.get("EventName") in event_names:
+                found = _change(event, since)
+                if found is not None and found.api_id == api_id:
+                    return found, True
+        return None, seen < API_PAGES * 50
 
 
 def _detail(event: dict[str, Any]) -> dict[str, Any]:
+    text = event.get("CloudTrailEvent") or "{}"
+    if len(text) > MAX_RECORD_CHARS:
+        return {}
     try:
-        detail = json.loads(event.get("CloudTrailEvent") or "{}")
-    except ValueError:
+        detail = json.loads(text)
+    except (ValueError, RecursionError):
         return {}
     return detail if isinstance(detail, dict) else {}
 
 
-def _api(detail: dict[str, Any]) -> str:
-    params = detail.get("requestParameters") or {}
-    response = detail.get("responseElements") or {}
-    return str(params.get("restApiId") or response.get("id") or "")
+def _api(event: dict[str, Any], detail: dict[str, Any]) -> str:
+    for resource in event.get("Resources") or []:
+        if resource.get("ResourceType") == RESTAPI_TYPE and resource.get("ResourceName"):
+            return str(resource["ResourceName"])
+    return rest_api_id(detail) or ""
 
 
-def _about(detail: dict[str, Any], api_id: str | None) -> bool:
-    if detail.get("errorCode"):
-        return False  # a failed call changed nothing
-    return bool(_api(detail)) if api_id is None else api_id == _api(detail)
-
-
-def _change(event: dict[str, Any], detail: dict[str, Any]) -> Change:
-    actor = (detail.get("userIdentity") or {}).get("arn") or event.get("Username") or "unknown"
-    return Change(str(event.get("EventName")), event["EventTime"], str(actor), _api(detail))
+def _change(event: dict[str, Any], since: dt.datetime) -> Change | None:
+    """The write an event reports, or None (a read or a failed call changed nothing; an event about no REST
+    API)."""
+    detail = _detail(event)
+    api = _api(event, detail)
+    read = str(event.get("ReadOnly")).lower() == "true" or detail.get("readOnly") is True
+    if read or detail.get("errorCode") or not api or event["EventTime"] < since:
+        return None
+    who = actor(detail) if detail.get("userIdentity") else str(event.get("Username") or "unknown")
+    return Change(str(event.get("EventName")), event["EventTime"], who, api)

@@ -8,8 +8,9 @@
 * a saved policy is rewritten the way API Gateway rewrites it (shorthand expanded, one-element lists
   collapsed, compact JSON with every quote and slash backslash-escaped);
 * CloudTrail event history records every API Gateway call, reads included (``ReadOnly`` true), per account
-  and region; LookupEvents takes one lookup attribute, answers newest first, 50 events a page with a
-  NextToken;
+  and region, shaped as real records are (nested request bodies, links in ``responseElements``, the API in
+  ``Resources``); LookupEvents takes one lookup attribute (``ResourceName`` included), answers newest first,
+  50 events a page with a NextToken;
 * CloudWatch Logs Insights answers StartQuery with the subset the product uses (``insights``), over the
   JSON log lines Lambda shipped;
 * several accounts, an organization, and STS that refuses what STS refuses (``accounts``);
@@ -276,20 +277,29 @@ def stored_form(text: str, api: ApiRef) -> str:
 
 
 def _record_api_call(response: Any, action: str, status: int, body: Any) -> None:
-    """One CloudTrail management event for an API Gateway call, as event history keeps it."""
+    """One CloudTrail management event for an API Gateway call, shaped as real records are: the URI's
+    parameters, the request body nested under ``<operation>Input`` and ``template: false``; for a write that
+    succeeded, ``responseElements`` with the answer and its ``self`` link (naming ``restApiId``); and the API
+    in ``Resources`` (``AWS::ApiGateway::RestApi``), which LookupEvents can look up by ``ResourceName``."""
     params: dict[str, Any] = {_PARAMETER_NAMES.get(k, k): v for k, v in (response.uri_match or {}).items()}
     try:
         sent = json.loads(response.body) if response.body else {}
     except ValueError:
         sent = {}
-    if isinstance(sent, dict):
-        params.update(sent)
+    if isinstance(sent, dict) and sent:
+        params[action[0].lower() + action[1:] + "Input"] = sent
+    params["template"] = False
     elements: Any = None
     if status < 300 and not action.startswith("Get"):
         try:
             elements = json.loads(body) if body else None
         except (ValueError, TypeError):
             elements = None
+    api_id = params.get("restApiId") or (
+        elements.get("id") if action in _CREATIONS and isinstance(elements, dict) else None
+    )
+    if isinstance(elements, dict) and api_id:
+        elements["self"] = {k: v for k, v in params.items() if isinstance(v, str)} | {"restApiId": api_id}
     _record(
         response.current_account,
         response.region,
@@ -302,7 +312,17 @@ def _record_api_call(response: Any, action: str, status: int, body: Any) -> None
             "userIdentity": _identity(response.headers.get("Authorization", ""), response.current_account),
             **({"errorCode": f"HTTP {status}"} if status >= 400 else {}),
         },
+        resources=[{"ResourceType": "AWS::ApiGateway::RestApi", "ResourceName": api_id}] if api_id else [],
     )
+
+
+def record_call(account: str, region: str, action: str, api_id: str, identity: dict[str, Any]) -> None:
+    """A write to ``api_id`` as CloudTrail records it, made by ``identity`` (its ``userIdentity``) outside this
+    local AWS's own API: another tool's writes, or an AWS service's (``{"type": "AWSService", "invokedBy":
+    "cloudformation.amazonaws.com"}``, with no ARN)."""
+    _record(account, region, action, read_only=False, detail={
+        "eventName": action, "requestParameters": {"restApiId": api_id, "template": False}, "responseElements": None,
+        "userIdentity": identity}, resources=[{"ResourceType": "AWS::ApiGateway::RestApi", "ResourceName": api_id}])  # fmt: skip
 
 
 def assumed_session(access_key: str) -> tuple[Any, str] | None:
@@ -330,7 +350,18 @@ def _identity(authorization: str, account: str) -> dict[str, Any]:
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account, "userName": name}}}  # fmt: skip
 
 
-def _record(account: str, region: str, name: str, *, read_only: bool, detail: dict[str, Any]) -> None:
+_CREATIONS = ("CreateRestApi", "ImportRestApi")
+
+
+def _record(
+    account: str,
+    region: str,
+    name: str,
+    *,
+    read_only: bool,
+    detail: dict[str, Any],
+    resources: list[dict[str, str]] | None = None,
+) -> None:
     # CloudTrail keeps event times to the second.
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with _lock:
@@ -343,7 +374,10 @@ def _record(account: str, region: str, name: str, *, read_only: bool, detail: di
                 "EventName": name,
                 "EventSource": "apigateway.amazonaws.com",
                 "EventTime": now.timestamp(),
-                "Username": detail["userIdentity"]["arn"].rsplit("/", 1)[-1],
+                "Username": str(
+                    detail["userIdentity"].get("arn") or detail["userIdentity"].get("invokedBy")
+                ).rsplit("/", 1)[-1],
+                "Resources": resources or [],
                 "CloudTrailEvent": json.dumps(detail),
             }
         )
@@ -385,7 +419,10 @@ def _lookup_events(self: Any) -> str:
         raise JsonRESTError("InvalidLookupAttributesException", "only one lookup attribute is allowed")
     for attribute in attributes:
         key, value = attribute["AttributeKey"], attribute["AttributeValue"]
-        events = [e for e in events if str(e.get(key)) == value]
+        if key in ("ResourceName", "ResourceType"):
+            events = [e for e in events if any(r.get(key) == value for r in e["Resources"])]
+        else:
+            events = [e for e in events if str(e.get(key)) == value]
     if start is not None:
         events = [e for e in events if e["EventTime"] >= float(start)]
     if end is not None:
