@@ -9,6 +9,7 @@ API Gateway's REST (v1) and HTTP/WebSocket (v2) APIs share the event source; v1 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,62 @@ class ApiChange:
 
     def describe(self) -> str:
         return f"{self.event_name} by {self.actor} at {self.at:%Y-%m-%d %H:%M:%SZ}"
+
+
+MAX_MESSAGE_CHARS = 256 * 1024  # an EventBridge event, and an SQS message, is at most 256 KB
+MAX_MESSAGE_DEPTH = 32  # a CloudTrail record nests a few levels; far deeper is not a record
+
+
+class UnreadableMessage(ValueError):
+    """A queued message that is not an event this function can read; it names what is wrong."""
+
+
+def read_message(body: str) -> ApiChange | None:
+    """The REST API change a queued message reports (None: an event about something else). Raises
+    UnreadableMessage for a message too large, too deeply nested, or not an EventBridge event, checked
+    before it is parsed, so that one hostile message fails alone."""
+    if len(body) > MAX_MESSAGE_CHARS:
+        raise UnreadableMessage(
+            f"the message has {len(body)} characters, more than an event can ({MAX_MESSAGE_CHARS})"
+        )
+    if _nesting(body) > MAX_MESSAGE_DEPTH:
+        raise UnreadableMessage(
+            f"the message nests deeper than {MAX_MESSAGE_DEPTH} levels: not a CloudTrail event"
+        )
+    try:
+        raw = json.loads(body)
+    except ValueError as exc:
+        raise UnreadableMessage(f"the message is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UnreadableMessage("the message is not an EventBridge event (not a JSON object)")
+    try:
+        return api_change(raw)
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise UnreadableMessage(
+            f"the message is not an EventBridge event ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _nesting(text: str) -> int:
+    """How deep JSON ``text`` nests, counted without parsing it (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def api_change(raw: dict[str, Any]) -> ApiChange | None:

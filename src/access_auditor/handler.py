@@ -117,20 +117,25 @@ def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A settled batch of API Gateway changes (CloudTrail -> EventBridge -> SQS): one whole audit per changed
-    API that the configuration or its tags watch, the change named in a CHANGED_BY finding."""
-    import json
-
+    API that the configuration or its tags watch, the change named in a CHANGED_BY finding. A message that
+    cannot be read fails alone (a batch item failure, so it ends in the dead-letter queue, which alarms); the
+    valid changes beside it are audited."""
     from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
-    from access_auditor.changes import api_change, settle
+    from access_auditor.changes import UnreadableMessage, read_message, settle
     from access_auditor.findings import finding
 
     changes = []
+    unreadable: list[dict[str, str]] = []
     for record in SQSEvent(event).records:
         try:
-            change = api_change(json.loads(record.body))
-        except (ValueError, TypeError, AttributeError) as exc:
-            logger.warning("a queued message is not an EventBridge event", extra={"error": redact(str(exc))})
+            change = read_message(record.body)
+        except UnreadableMessage as exc:
+            logger.error(
+                "a queued message cannot be read",
+                extra={"error": redact(str(exc)), "messageId": record.message_id},
+            )
+            unreadable.append({"itemIdentifier": record.message_id})
             continue
         if change is None:
             logger.debug("an event that changes no REST API (an HTTP or WebSocket API, or another call)")
@@ -138,7 +143,7 @@ def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
         changes.append(change)
     per_api = settle(changes)
     if not per_api:
-        return {"batchItemFailures": []}
+        return {"batchItemFailures": unreadable}
     try:
         config = load_audit_config()
     except Exception as exc:  # the messages go back to the queue, then to its dead-letter queue (alarmed)
@@ -158,4 +163,4 @@ def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     watched = {r.target.api_key for r in results}
     for key in set(per_api) - watched:
         logger.info("a changed API that no configuration entry or tag watches", extra={"api": "/".join(key)})
-    return {"batchItemFailures": []}
+    return {"batchItemFailures": unreadable}

@@ -15,16 +15,22 @@ def test_a_deployed_weakening_is_audited_within_seconds_and_names_who_changed_it
     pipe = ChangePipeline(harness.aws, TEMPLATE, {"AllowedRoleName": role, "SettleSeconds": "1"},
                           invoke_with(harness.function_env()))  # fmt: skip
     with pipe:
-        # WHEN the policy is weakened and deployed, and a message that is no event lands in the queue too
-        pipe.sqs.send_message(QueueUrl=pipe.url, MessageBody="not json", MessageGroupId=pipe.group)
+        # WHEN the policy is weakened and deployed, and messages that are no event land in the queue too: one not
+        # JSON, one nested far deeper than any record
+        bad = {pipe.sqs.send_message(QueueUrl=pipe.url, MessageBody=body, MessageGroupId=pipe.group, MessageDeduplicationId=str(n))["MessageId"]
+               for n, body in enumerate(("not json", "[" * 100_000 + "]" * 100_000))}  # fmt: skip
         save_policy(apigw, harness.sample.api_id, harness.sample.weakened_policy())
         deploy(apigw, harness.sample.api_id)
         assert pipe.delivery_of("CreateDeployment") is not None
     harness.restore()
     runs = [d.answer for d in pipe.deliveries]
     audited = [line["audit"] for run in runs for line in run.logs if line.get("message") == "target audited"]
-    # THEN the last audit is the whole audit of that API: drift, the live probe got in, and who changed it
-    assert runs and all(run.error is None and run.result == {"batchItemFailures": []} for run in runs)
+    # THEN each bad message failed alone (to the dead-letter queue, which alarms); no invocation crashed
+    failed = {
+        item["itemIdentifier"] for run in runs for item in (run.result or {}).get("batchItemFailures", [])
+    }
+    assert runs and all(run.error is None for run in runs) and failed == bad
+    # and the last audit is the whole audit of that API: drift, the live probe got in, and who changed it
     last = audited[-1]
     codes = {f["code"]: f["message"] for f in last["findings"]}
     assert last["apiId"] == harness.sample.api_id and last["drift"] and last["unauthorizedCallAllowed"]

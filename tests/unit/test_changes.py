@@ -5,6 +5,7 @@ ignored as intended, and a matched one names the REST API it changed."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -111,3 +112,16 @@ def test_a_change_names_actor_event_and_time_and_a_burst_is_one_audit_per_api() 
     per_api = settle(c for c in burst if c)
     assert {key[2]: [c.event_name for c in changes] for key, changes in per_api.items()} == {
         "a1b2c3d4e5": ["UpdateRestApi", "CreateDeployment"], "f6g7h8i9j0": ["ImportRestApi"]}  # fmt: skip
+
+
+def test_a_hostile_message_is_refused_before_it_is_parsed_and_names_why() -> None:
+    from access_auditor.changes import MAX_MESSAGE_CHARS, UnreadableMessage, read_message
+
+    deep = "[" * 100_000 + "]" * 100_000  # far past the interpreter's recursion limit
+    for body, why in ((deep, "nests deeper"), ("x" * (MAX_MESSAGE_CHARS + 1), "characters"), ("not json", "not JSON"),
+                      ("[1, 2]", "not a JSON object")):  # fmt: skip
+        with pytest.raises(UnreadableMessage, match=why):
+            read_message(body)
+    # brackets inside strings are text, not nesting: a record quoting them is still read
+    quoted = json.dumps({"source": "aws.s3", "detail-type": "x", "detail": {"note": "[" * 500}})
+    assert read_message(quoted) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
@@ -14,7 +13,6 @@ from botocore.stub import Stubber
 
 from access_auditor.audit import Ports, run_audit
 from access_auditor.aws.apigateway import ApiGateway, StageState
-from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.pacing import TokenBucket
 from access_auditor.config import load_config
 from access_auditor.policy.access_config import AccessConfig

@@ -32,7 +32,7 @@ class Invocation:
         for body in self.bodies:
             try:
                 parsed.append(json.loads(body))
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed.append(body)
         return parsed
 
