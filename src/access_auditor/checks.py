@@ -38,6 +38,18 @@ from access_auditor.probes import CallResult, health_finding, make_call, probe_f
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the stage serves, as far as it can be known. ``config`` is its deployment's access config: the
+    policy from the stage's export, or, when API Gateway refuses to export the API, the saved policy where
+    CloudTrail shows no policy write since the deployment (``inferred``). None when the policy cannot be
+    known; ``note`` then says why (and, when inferred, how it was known)."""
+
+    config: AccessConfig | None
+    note: Finding | None = None
+    inferred: bool = False
+
+
 class Scope(NamedTuple):
     """Where a client works: clients, credentials and quotas are per account and region."""
 
@@ -58,6 +70,8 @@ class Memory:
     deferred: set[tuple[str, ...]] = field(default_factory=set)  # audited first in the next run
     # Per API (account, region, id): its newest policy write CloudTrail showed (the region-wide look).
     policy_writes: dict[tuple[str, str, str], Change] = field(default_factory=dict)
+    # Per stage deployment and saved policy of an API that cannot be exported: what CloudTrail let be inferred.
+    inferences: dict[tuple[str, ...], Live] = field(default_factory=dict)
     # Per pending change: when this function first saw it (an absence in CloudTrail is believed only later).
     pending_seen: dict[tuple[str, ...], float] = field(default_factory=dict)
     # Per account and region: until when CloudTrail was asked which APIs' methods changed.
@@ -152,6 +166,69 @@ class Observation:
         """GetStage; the deployment it names is read once per warm function (deployments never change)."""
         return self._once("stage", lambda: self.plane().stage_state(self.target.api_id, self.target.stage))
 
+    def live(self) -> Live:
+        """What the stage serves (see Live); its deployment must exist."""
+        return self._once("live", self._read_live)
+
+    def _read_live(self) -> Live:
+        stage, target = self.stage(), self.target
+        assert stage.deployed is not None
+        problem = stage.export_problem
+        if problem is None:
+            return Live(stage.deployed)
+        if not problem.refused:
+            return Live(None, finding("POLICY_UNREADABLE", f"the resource policy stage {target.stage} serves cannot "
+                                      f"be read from its export: {problem.reason}"))  # fmt: skip
+        saved = self.saved()
+        key = (*target.key, str(stage.deployment_id), saved.policy or "")
+        known = self.ports.memory.inferences.get(key)
+        if known is None:
+            known = self._infer(stage, saved, problem.reason)
+            if (
+                known.config is not None
+                or known.note is None
+                or "CloudTrail could not" not in known.note.message
+            ):
+                self.ports.memory.inferences[key] = known
+        return known
+
+    def _infer(self, stage: StageState, saved: AccessConfig, refusal: str) -> Live:
+        """The live policy of an API that cannot be exported: the saved one, if CloudTrail shows no policy
+        write since the deployment (a saved policy takes effect only with a deployment)."""
+        target, history = self.target, self.ports.history
+        assert stage.deployed is not None and stage.deployed_at is not None
+        head = f"API {target.api_id} cannot be exported ({refusal})"
+        why = None
+        if not (self.config.cloudtrail_lookup and history):
+            why = "CloudTrail lookups are off, so no policy write since the deployment can be ruled out"
+        else:
+            try:
+                # From the second after the deployment's: a save takes effect only with a deployment, and one
+                # made in the deployment's own second (policy apply: save, then deploy) went live with it.
+                after = stage.deployed_at + dt.timedelta(seconds=1)
+                last, complete = history(self.scope).latest_change(target.api_id, after, POLICY_EVENTS)
+            except QuotaWait:
+                raise
+            except AuditorError as exc:
+                why = f"CloudTrail could not be asked whether the policy was written since: {exc}"
+            else:
+                if last is not None:
+                    why = (f"CloudTrail shows {last.event_name} by {last.actor} at {last.event_time:%Y-%m-%d %H:%M:%SZ}, "
+                           "after the deployment")  # fmt: skip
+                elif not complete:
+                    why = "CloudTrail holds too many events about the API since the deployment to rule out a policy write"
+        since = f"deployment {stage.deployment_id} ({stage.deployed_at:%Y-%m-%d %H:%M:%SZ})"
+        if why is not None:
+            return Live(None, finding("LIVE_POLICY_UNKNOWN", f"{head}, and {why}: the policy stage {target.stage} serves "
+                "cannot be read. Its deployed methods are judged; the saved policy is judged as what the next deployment "
+                "serves. Deploy the stage to make the two one"))  # fmt: skip
+        older = dt.datetime.now(dt.UTC) - stage.deployed_at > EVENT_HISTORY
+        window = (f"in the {EVENT_HISTORY.days} days CloudTrail keeps (the {since} is older, so a write before "
+                  "then is not ruled out; redeploy to make it certain)") if older else f"since {since}"  # fmt: skip
+        note = finding("LIVE_POLICY_INFERRED", f"{head}; the policy stage {target.stage} serves is taken to be the saved "
+                       f"one, because CloudTrail shows no policy write {window}")  # fmt: skip
+        return Live(AccessConfig(saved.policy, stage.deployed.methods), note, inferred=True)
+
     def saved(self) -> AccessConfig:
         """The saved policy (from the region's sweep when there was one, else GetRestApi) and methods
         (GetResources, whose quota is the tightest: re-read when the stage's deployment changed, when
@@ -243,22 +320,29 @@ def live_policy(obs: Observation) -> list[Finding]:
         return [finding("STAGE_NOT_DEPLOYED", f"stage {target.stage} has no deployment, so nothing is live to "
                         "judge; deploy it")]  # fmt: skip
     found: list[Finding] = []
-    try:
-        live = _judge(obs, stage.deployed)
-    except PolicyParseError as exc:
-        live = None
-        found.append(finding("POLICY_UNREADABLE", f"the resource policy stage {target.stage} serves cannot be "
-                             f"read: {exc}"))  # fmt: skip
+    seen = obs.live()
+    found += [seen.note] if seen.note else []
+    config = seen.config or AccessConfig(
+        None, stage.deployed.methods
+    )  # unknown policy: the methods still count
+    live: PolicyVerdict | None = None
+    if seen.config is not None:
+        try:
+            live = _judge(obs, config)
+        except PolicyParseError as exc:
+            found.append(finding("POLICY_UNREADABLE", f"the resource policy stage {target.stage} serves cannot be "
+                                 f"read: {exc}"))  # fmt: skip
     if live is not None:
         found.extend(live.findings)
-        for m in _not_iam(stage.deployed):
+    if live is not None or seen.config is None:
+        for m in _not_iam(config):
             found.append(finding("METHOD_NOT_IAM",
                 f"{m.http_method} {m.path} uses authorizationType {m.authorization_type} in the deployment stage "
                 f"{target.stage} serves: no IAM identity reaches the resource policy, so the allowed role is "
                 "locked out of it (and it is public if the policy goes). Set it to AWS_IAM and deploy the "
                 "stage."))  # fmt: skip
-        if obs.config.access_analyzer and obs.ports.analyzer and live.structural_change:
-            found.extend(_analyzer(obs.ports.analyzer(obs.scope), live, target))
+    if live is not None and obs.config.access_analyzer and obs.ports.analyzer and live.structural_change:
+        found.extend(_analyzer(obs.ports.analyzer(obs.scope), live, target))
     if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:
         found.append(finding("CANARY_DEPLOYMENT",
             f"stage {target.stage} sends {stage.canary_percent or 0}% of calls to deployment "
@@ -271,18 +355,21 @@ def undeployed_change(obs: Observation) -> list[Finding]:
     target, stage = obs.target, obs.stage()
     if stage.deployed is None:
         raise Skip("no deployment: STAGE_NOT_DEPLOYED says it")
-    saved = obs.saved()
-    if not saved.differs_from(stage.deployed, target.api):
-        return _export_after_write(obs, stage)
+    saved, seen = obs.saved(), obs.live()
+    if seen.config is None:
+        return _pending_of_unknown(obs, saved)
+    deployed = seen.config
+    if not saved.differs_from(deployed, target.api):
+        return [] if seen.inferred else _export_after_write(obs, stage)
     try:
-        live: PolicyVerdict | None = _judge(obs, stage.deployed)
+        live: PolicyVerdict | None = _judge(obs, deployed)
     except PolicyParseError:
         live = None
     try:
         pending: PolicyVerdict | None = _judge(obs, saved)
     except PolicyParseError:
         pending = None
-    newly_not_iam = set(_not_iam(saved)) - set(_not_iam(stage.deployed))
+    newly_not_iam = set(_not_iam(saved)) - set(_not_iam(deployed))
     if pending is None:
         severity, effect = Severity.HIGH, "would make the live policy unreadable"
     elif pending.weakened or newly_not_iam:
@@ -292,7 +379,7 @@ def undeployed_change(obs: Observation) -> list[Finding]:
         )
         severity, effect = Severity.HIGH, f"would WEAKEN access: {detail}"
     else:
-        live_drifted = live is None or live.drift or bool(_not_iam(stage.deployed))
+        live_drifted = live is None or live.drift or bool(_not_iam(deployed))
         pending_drifted = pending.drift or bool(_not_iam(saved))
         if live_drifted and not pending_drifted:
             severity, effect = Severity.MEDIUM, "would RESTORE the expected access"
@@ -306,14 +393,33 @@ def undeployed_change(obs: Observation) -> list[Finding]:
     what = " and ".join(
         part
         for part, changed in (
-            ("the resource policy", saved.policy_differs(stage.deployed, target.api)),
-            ("method authorization", saved.methods_differ(stage.deployed)),
+            ("the resource policy", saved.policy_differs(deployed, target.api)),
+            ("method authorization", saved.methods_differ(deployed)),
         )
         if changed
     )
     return [finding("UNDEPLOYED_POLICY_CHANGE",
         f"{what} saved on API {target.api_id} differs from what stage {target.stage} serves (deployment "
         f"{stage.deployment_id}); it goes live with the next deployment, and deploying it {effect}", severity)]  # fmt: skip
+
+
+def _pending_of_unknown(obs: Observation, saved: AccessConfig) -> list[Finding]:
+    """The live policy cannot be known (LIVE_POLICY_UNKNOWN or POLICY_UNREADABLE says why): what the next
+    deployment would serve, judged on its own."""
+    problem = obs.stage().export_problem
+    if problem is None or not problem.refused:
+        raise Skip("the live policy is unreadable: POLICY_UNREADABLE says it")
+    try:
+        pending = _judge(obs, saved)
+    except PolicyParseError as exc:
+        return [finding("UNDEPLOYED_POLICY_CHANGE", f"the policy saved on API {obs.target.api_id} cannot be read ({exc}); "
+                        "the next deployment would serve it", Severity.HIGH)]  # fmt: skip
+    if pending.weakened or _not_iam(saved):
+        first = next((f.message for f in pending.findings if f.code == "ACCESS_WEAKENED"), None)
+        return [finding("UNDEPLOYED_POLICY_CHANGE", f"what is saved on API {obs.target.api_id} is what the next "
+                        f"deployment serves, and it would WEAKEN access: {first or 'methods that are not AWS_IAM'}",
+                        Severity.HIGH)]  # fmt: skip
+    return []
 
 
 def _export_after_write(obs: Observation, stage: StageState) -> list[Finding]:
@@ -340,10 +446,13 @@ def attribution(obs: Observation) -> list[Finding]:
     stage = obs.stage()
     if stage.deployed is None or stage.deployed_at is None:
         raise Skip("nothing deployed")
-    saved = obs.saved()
-    if not saved.differs_from(stage.deployed, target.api):
+    saved, seen = obs.saved(), obs.live()
+    if seen.config is None:
+        raise Skip("the live policy cannot be known: LIVE_POLICY_UNKNOWN names the write, if any")
+    deployed = seen.config
+    if not saved.differs_from(deployed, target.api):
         return []
-    names = POLICY_EVENTS if saved.policy_differs(stage.deployed, target.api) else METHOD_EVENTS
+    names = POLICY_EVENTS if saved.policy_differs(deployed, target.api) else METHOD_EVENTS
     key = (*target.key, str(stage.deployment_id), repr(saved))
     who = ports.memory.attributions.get(key)
     if who is None:
@@ -360,7 +469,9 @@ def attribution(obs: Observation) -> list[Finding]:
             searched = "" if complete else " in the newest events CloudTrail holds about it"
             found = [finding("CHANGED_BY", f"CloudTrail names no {'/'.join(names)} call on API {target.api_id} since "
                              f"the deployment{searched}")]  # fmt: skip
-            known = complete and dt.datetime.now(dt.UTC) - stage.deployed_at < EVENT_HISTORY
+            known = (
+                complete and not seen.inferred and dt.datetime.now(dt.UTC) - stage.deployed_at < EVENT_HISTORY
+            )
             if names == POLICY_EVENTS and known and time.time() - first_seen > DELIVERY_LAG.total_seconds():
                 found.append(finding("EXPORT_DISAGREES",
                     f"the policy saved on API {target.api_id} differs from what the export of stage {target.stage} "

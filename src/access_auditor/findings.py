@@ -73,6 +73,11 @@ _code(
     [C.DRIFT],
     "the live policy cannot be read: nobody can prove who it lets in",
 )
+_code("LIVE_POLICY_INFERRED", S.LOW, [C.NOTE], "the API cannot be exported, so the live policy is taken to be "
+      "the saved one: CloudTrail shows no policy write since the stage's deployment")  # fmt: skip
+_code("LIVE_POLICY_UNKNOWN", S.HIGH, [C.UNDEPLOYED], "the API cannot be exported and a policy write since the "
+      "deployment (or no CloudTrail answer) leaves the live policy unknown: deployed methods and the saved policy "
+      "are judged; deploying makes them one")  # fmt: skip
 _code("ACCESS_WEAKENED", S.CRITICAL, [C.DRIFT], "someone other than the allowed roles can invoke something "
       "(high when only under some identities or networks)", "critical / high")  # fmt: skip
 _code(

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from access_auditor.aws.apigateway import ExportProblem
 from access_auditor.aws.dynamodb import SharedStore
 from access_auditor.checks import Memory, Scope
 from access_auditor.policy.access_config import AccessConfig
@@ -39,7 +40,7 @@ class SharedDict(dict[K, V], Generic[K, V]):
             return default
         try:
             value = self._decode(json.loads(raw))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             return default  # an entry of another version: read again
         dict.__setitem__(self, key, value)
         return value
@@ -65,11 +66,20 @@ def _from_time(raw: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(raw) if raw else None
 
 
+def _problem(value: ExportProblem | None) -> list[Any] | None:
+    return [value.refused, value.reason] if value else None
+
+
+def _from_problem(raw: list[Any] | None) -> ExportProblem | None:
+    return ExportProblem(bool(raw[0]), str(raw[1])) if raw else None
+
+
 def deployments(store: SharedStore, scope: Scope) -> SharedDict[Any, Any]:
-    """ApiGateway's deployment cache: (api, stage, deployment id) -> (created, what it serves)."""
-    return SharedDict(store, f"v1/deployment/{scope.account}/{scope.region}",
-                      lambda v: [_time(v[0]), v[1].policy, _methods(v[1].methods)],
-                      lambda r: (_from_time(r[0]), AccessConfig(r[1], _from_methods(r[2]))))  # fmt: skip
+    """ApiGateway's deployment cache: (api, stage, deployment id) -> (created, what it serves, why its policy
+    could not be read from the export)."""
+    return SharedDict(store, f"v2/deployment/{scope.account}/{scope.region}",
+                      lambda v: [_time(v[0]), v[1].policy, _methods(v[1].methods), _problem(v[2])],
+                      lambda r: (_from_time(r[0]), AccessConfig(r[1], _from_methods(r[2])), _from_problem(r[3])))  # fmt: skip
 
 
 def memory(store: SharedStore) -> Memory:

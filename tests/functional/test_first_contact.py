@@ -4,6 +4,8 @@ deployed policy."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -122,3 +124,78 @@ def test_a_change_an_aws_service_made_is_attributed_to_that_service(
     record_call(aws.account, aws.region, "UpdateRestApi", pending_weakening.sample.api_id, service)
     found = codes(audit(pending_weakening, monkeypatch))
     assert found["CHANGED_BY"].startswith("Changed by cloudformation.amazonaws.com (UpdateRestApi at")
+
+
+@pytest.fixture
+def xml_model(harness: Harness) -> Iterator[Harness]:
+    # GIVEN the API has a model that is not application/json, so API Gateway will not export it
+    apigw, api_id = harness.aws.client("apigateway"), harness.sample.api_id
+    harness.restore()
+    apigw.create_model(restApiId=api_id, name="Order", contentType="application/xml", schema="<order/>")
+    with pytest.raises(apigw.exceptions.BadRequestException, match="JSON body models are not found"):
+        apigw.get_export(restApiId=api_id, stageName=harness.sample.stage, exportType="oas30")
+    yield harness
+    apigw.delete_model(restApiId=api_id, modelName="Order")
+    harness.restore()
+
+
+def test_an_api_that_cannot_be_exported_is_judged_from_its_saved_policy_when_cloudtrail_rules_out_a_write(
+    xml_model: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WHEN the auditor runs and no policy was written since the deployment
+    result = audit(xml_model, monkeypatch)
+    found = codes(result)
+    # THEN the verdict stands on the saved policy, says how it knows, and nothing is an audit error
+    assert not result.audit_error and not result.drift and result.healthy
+    assert (
+        "cannot be exported" in found["LIVE_POLICY_INFERRED"]
+        and "no policy write" in found["LIVE_POLICY_INFERRED"]
+    )
+
+
+def test_an_api_that_cannot_be_exported_with_a_write_since_its_deployment_says_exactly_what_is_known(
+    xml_model: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a weakening saved after the deployment, not deployed
+    time.sleep(1.1)  # CloudTrail keeps whole seconds: the write lands after the deployment's second
+    save_policy(
+        xml_model.aws.client("apigateway"), xml_model.sample.api_id, xml_model.sample.weakened_policy()
+    )
+    result = audit(xml_model, monkeypatch)
+    found = codes(result)
+    # THEN the live policy is unknown, the write and its author are named, and the saved weakening is what the
+    # next deployment would serve; still no audit error
+    assert not result.audit_error and result.undeployed_change
+    assert "assumed-role/console/alice" in found["LIVE_POLICY_UNKNOWN"]
+    assert "WEAKEN" in found["UNDEPLOYED_POLICY_CHANGE"]
+
+
+def huge_number_policy(harness: Harness) -> str:
+    """The expected policy and a statement, about no method, on a number of 5,000 digits (valid JSON, which
+    API Gateway stores; Python's int() refuses it)."""
+    doc = json.loads(harness.sample.expected_policy())
+    doc["Statement"].append({"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke",
+                             "Resource": f"{harness.sample.api.arn}/no-such-stage/*",
+                             "Condition": {"NumericLessThan": {"aws:MultiFactorAuthAge": "NUMBER"}}})  # fmt: skip
+    return json.dumps(doc).replace('"NUMBER"', "9" * 5000)
+
+
+def test_a_deployed_policy_with_a_number_python_cannot_convert_is_unreadable_drift(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.save_and_deploy(huge_number_policy(harness))
+    try:
+        result = audit(harness, monkeypatch)
+    finally:
+        harness.restore()
+    assert result.drift and not result.audit_error
+    assert "4300 digits" in codes(result)["POLICY_UNREADABLE"]
+
+
+def test_the_same_number_read_through_the_saved_policy_is_unreadable_drift_too(
+    xml_model: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xml_model.save_and_deploy(huge_number_policy(xml_model))
+    result = audit(xml_model, monkeypatch)
+    assert result.drift and not result.audit_error
+    assert "LIVE_POLICY_INFERRED" in codes(result) and "4300 digits" in codes(result)["POLICY_UNREADABLE"]

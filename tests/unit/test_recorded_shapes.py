@@ -4,6 +4,7 @@ real captured shapes, each with its source). Expected values come from the recor
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -13,11 +14,15 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from access_auditor.aws.apigateway import ApiGateway
 from access_auditor.aws.cloudtrail import API_PAGES, CloudTrail
 from access_auditor.aws.organizations import list_accounts
 from access_auditor.changes import CHANGE_EVENTS, api_change
+from access_auditor.errors import PolicyParseError
+from access_auditor.policy.document import parse_policy_text
 from access_auditor.probes import health_finding, make_call, probe_finding
 from tests.fixtures import recorded
 
@@ -178,3 +183,60 @@ def test_a_recorded_change_delivered_by_eventbridge_names_the_api_and_its_author
         assert change is None
     else:
         assert change is not None and (change.api_id, change.actor) == (expect["api"], expect["actor"])
+
+
+EXPORT = recorded("apigateway_export")
+
+
+def _apigw_stubbed(stub: Stubber, export: Any = None, refusal: dict[str, Any] | None = None) -> None:
+    stub.add_response("get_stage", {"stageName": "prod", "deploymentId": "dep4567"})
+    stub.add_response("get_deployment", {"id": "dep4567", "createdDate": dt.datetime(2026, 10, 2, tzinfo=dt.UTC),
+                                         "apiSummary": {"/health": {"GET": {"authorizationType": "AWS_IAM"}}}})  # fmt: skip
+    if refusal:
+        stub.add_client_error("get_export", service_error_code=refusal["code"], service_message=refusal["message"],
+                              http_status_code=refusal["status"])  # fmt: skip
+    else:
+        body = StreamingBody(io.BytesIO(export), len(export))
+        stub.add_response("get_export", {"body": body, "contentType": "application/json"})
+
+
+def test_the_policy_an_export_carries_is_read_as_the_live_policy() -> None:
+    client = boto3.client(
+        "apigateway", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stub:
+        _apigw_stubbed(stub, export=json.dumps(EXPORT["export"]).encode())
+        state = ApiGateway(client).stage_state("a1b2c3d4e5", "prod")
+    assert state.export_problem is None and state.deployed is not None and state.deployed.policy is not None
+    assert json.loads(state.deployed.policy) == EXPORT["export"]["x-amazon-apigateway-policy"]
+
+
+def test_an_api_gateway_refusal_to_export_leaves_the_rest_of_the_stage_read() -> None:
+    client = boto3.client(
+        "apigateway", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stub:
+        _apigw_stubbed(stub, refusal=EXPORT["refusal"])
+        state = ApiGateway(client).stage_state("a1b2c3d4e5", "prod")
+    assert state.export_problem is not None and state.export_problem.refused
+    assert "JSON body models are not found" in state.export_problem.reason
+    assert state.deployed is not None and [m.path for m in state.deployed.methods] == ["/health"]
+
+
+def test_a_number_too_long_for_python_leaves_the_policy_unreadable_not_the_export() -> None:
+    # GIVEN the recorded export, its policy holding a number of 5,000 digits
+    text = json.dumps(EXPORT["export"]).replace('"2012-10-17"', '"2012-10-17", "Extra": ' + "9" * 5000)
+    client = boto3.client(
+        "apigateway", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stub:
+        _apigw_stubbed(stub, export=text.encode())
+        state = ApiGateway(client).stage_state("a1b2c3d4e5", "prod")
+    # THEN the export was read, and the policy is the one that cannot be: its digits are all there
+    assert (
+        state.export_problem is None
+        and state.deployed is not None
+        and "9" * 5000 in str(state.deployed.policy)
+    )
+    with pytest.raises(PolicyParseError, match="4300 digits"):
+        parse_policy_text(str(state.deployed.policy))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.matrix import Method
 
 T = TypeVar("T")
+# What a deployment serves, kept by its id (deployments are immutable): (created, access config, export problem).
+Deployed = tuple[dt.datetime | None, AccessConfig, "ExportProblem | None"]
 TAG_PREFIX = "access-auditor:"
 LISTED_FRESH_S = 60.0  # a stage listed by GetStages this long ago still stands for its GetStage
 
@@ -31,15 +34,27 @@ class SweptApi:
 
 
 @dataclass(frozen=True)
+class ExportProblem:
+    """Why the deployed policy could not be read from the stage's export: API Gateway refused to export the
+    API (``refused``: "You cannot export an API if its payloads are not of the application/json type",
+    developer guide, "Export a REST API"), or the export it gave could not be read."""
+
+    refused: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class StageState:
     """The stage as it serves calls: its deployment and, from that deployment, the live access config
-    (None when the stage has never been deployed)."""
+    (None when the stage has never been deployed). With ``export_problem``, ``deployed.policy`` is unknown:
+    only its methods (from the deployment's apiSummary) were read."""
 
     deployment_id: str | None
     deployed_at: dt.datetime | None
     deployed: AccessConfig | None = None
     canary_deployment_id: str | None = None
     canary_percent: float | None = None
+    export_problem: ExportProblem | None = None
 
 
 class ControlPlane(Protocol):
@@ -63,7 +78,7 @@ class ApiGateway:
         self,
         client: Any,
         pace: Callable[[str], None] | None = None,
-        deployments: dict[tuple[str, str, str], tuple[dt.datetime | None, AccessConfig]] | None = None,
+        deployments: dict[tuple[str, str, str], Deployed] | None = None,
     ) -> None:
         """``deployments``: where what a deployment serves is kept (default: this adapter's own dict; the
         hub passes one shared by its execution environments)."""
@@ -159,7 +174,11 @@ class ApiGateway:
                 for path, verbs in (deployment.get("apiSummary") or {}).items()
                 for verb, summary in verbs.items()
             )
-            known = deployment.get("createdDate"), AccessConfig(self._deployed_policy(api_id, stage), methods)
+            try:
+                policy, problem = self._deployed_policy(api_id, stage), None
+            except ExportFailed as exc:
+                policy, problem = None, exc.problem
+            known = deployment.get("createdDate"), AccessConfig(policy, methods), problem
             with self._lock:
                 self._deployments[key] = known
         return StageState(
@@ -168,21 +187,32 @@ class ApiGateway:
             deployed=known[1],
             canary_deployment_id=canary.get("deploymentId"),
             canary_percent=canary.get("percentTraffic"),
+            export_problem=known[2],
         )
 
     def _deployed_policy(self, api_id: str, stage: str) -> str | None:
-        export = self._call("GetExport", self._client.get_export, restApiId=api_id, stageName=stage,
-                      exportType="oas30", parameters={"extensions": "apigateway"}, accepts="application/json")  # fmt: skip
+        """The policy the stage's export carries (None: no policy), as text. Raises ExportFailed when API
+        Gateway refuses the export (400) or gives one that cannot be read; a number too long to convert stays
+        in the text as its digits, so that the policy, not the export, is what cannot be read."""
+        try:
+            export = self._call("GetExport", self._client.get_export, restApiId=api_id, stageName=stage,
+                                exportType="oas30", parameters={"extensions": "apigateway"}, accepts="application/json")  # fmt: skip
+        except AwsCallError as exc:
+            if exc.code in {"BadRequestException", "BadRequest"}:
+                raise ExportFailed(ExportProblem(True, str(exc))) from exc
+            raise
         with aws_call("GetExport"):
             body = export["body"].read()
         try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise AwsCallError("GetExport", "UnreadableExport", f"the export is not JSON: {exc}") from exc
+            document = json.loads(body, parse_int=_number)
+        except (ValueError, RecursionError) as exc:
+            raise ExportFailed(
+                ExportProblem(False, f"the export is not readable JSON: {type(exc).__name__}: {exc}")
+            ) from exc
         policy = document.get("x-amazon-apigateway-policy") if isinstance(document, dict) else None
         if policy is None:
             return None
-        return policy if isinstance(policy, str) else json.dumps(policy)
+        return policy if isinstance(policy, str) else _dumps(policy)
 
     def apply_policy(self, api_id: str, stage: str, policy_json: str) -> str:
         """Save ``policy_json`` and deploy ``stage``; returns the new deployment id. A saved policy has no
@@ -201,3 +231,40 @@ class ApiGateway:
             description="apigw-access-auditor: apply the expected resource policy",
         )
         return str(deployment["id"])
+
+
+class ExportFailed(Exception):
+    """GetExport gave no readable policy (see ExportProblem); the stage's other state is still read."""
+
+    def __init__(self, problem: ExportProblem) -> None:
+        super().__init__(problem.reason)
+        self.problem = problem
+
+
+class _Digits(str):
+    """A JSON number too long for ``int()`` (Python's limit on digits), kept as its digits."""
+
+
+def _number(text: str) -> int | _Digits:
+    limit = sys.get_int_max_str_digits()
+    return _Digits(text) if limit and len(text.lstrip("-")) > limit else int(text)
+
+
+def _dumps(value: Any) -> str:
+    """JSON text of an exported document part, long numbers written back as the digits they were."""
+    digits: list[str] = []
+
+    def mark(item: Any) -> Any:
+        if isinstance(item, _Digits):
+            digits.append(str(item))
+            return f"\u0000digits{len(digits) - 1}\u0000"
+        if isinstance(item, dict):
+            return {k: mark(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [mark(v) for v in item]
+        return item
+
+    text = json.dumps(mark(value))
+    for n, number in enumerate(digits):
+        text = text.replace(json.dumps(f"\u0000digits{n}\u0000"), number)
+    return text

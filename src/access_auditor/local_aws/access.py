@@ -34,11 +34,12 @@ class Caller:
 
 
 def read_stored_policy(text: str) -> dict[str, Any]:
-    """The policy as API Gateway stores it (quotes and slashes backslash-escaped), or plain JSON."""
+    """The policy as API Gateway stores it (quotes and slashes backslash-escaped), or plain JSON. Numbers are
+    kept as their text (conditions compare text here), so a number of any length reads."""
     try:
-        return dict(json.loads(text))
+        return dict(json.loads(text, parse_int=str))
     except ValueError:
-        return dict(json.loads(json.loads(f'"{text}"')))
+        return dict(json.loads(json.loads(f'"{text}"'), parse_int=str))
 
 
 def decide(

@@ -3,7 +3,8 @@
 * each deployment snapshots the policy and the methods' authorization types, and a stage serves its own
   deployment's snapshot, so a saved change has no effect until the next deployment;
 * GetExport answers from the stage's deployment ("exports a deployed version of a RestApi", API reference),
-  with the policy as ``x-amazon-apigateway-policy``; GetDeployment with ``embed=apisummary`` returns each
+  with the policy as ``x-amazon-apigateway-policy``, and refuses (400) an API with a model that is not
+  application/json ("Export a REST API", developer guide); GetDeployment with ``embed=apisummary`` returns each
   method's authorizationType as deployed;
 * a saved policy is rewritten the way API Gateway rewrites it (shorthand expanded, one-element lists
   collapsed, compact JSON with every quote and slash backslash-escaped);
@@ -167,14 +168,19 @@ def install() -> None:
         snapshot = SNAPSHOTS.get((api_id, stage.deployment_id))
         if snapshot is None:
             raise BadRequestException(f"stage {stage_name} has no deployment")
+        models = self.backend.get_rest_api(api_id).models.values()
+        if any((m.content_type or "application/json") != "application/json" for m in models):
+            raise BadRequestException("Unable to export the API: JSON body models are not found. Only an API "
+                                      "whose payloads are application/json can be exported.")  # fmt: skip
         paths: dict[str, dict[str, Any]] = {}
         for (path, verb), authorization in snapshot.methods.items():
             security: list[dict[str, list[str]]] = [{"sigv4": []}] if authorization == "AWS_IAM" else []
             paths.setdefault(path, {})[verb.lower()] = {"security": security, "responses": {}}
         document: dict[str, Any] = {"openapi": "3.0.1", "info": {"title": api_id}, "paths": paths}
-        if snapshot.policy:
-            document["x-amazon-apigateway-policy"] = json.loads(json.loads(f'"{snapshot.policy}"'))
-        return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
+        text = json.dumps(document)
+        if snapshot.policy:  # the stored text unescaped, written in as it is (a number may be any length)
+            text = text[:-1] + ', "x-amazon-apigateway-policy": ' + json.loads(f'"{snapshot.policy}"') + "}"
+        return 200, {"Content-Type": "application/json"}, text.encode()
 
     def get_rest_apis(self: Any) -> str:
         # GetRestApis pages: 25 by default, at most 500 (API reference, "limit"), continued with position.
@@ -245,8 +251,18 @@ def _execute_query(log_groups: list[Any], query: str, start_time: int, end_time:
 
 def stored_form(text: str, api: ApiRef) -> str:
     """The policy text as API Gateway stores and returns it."""
+    long_numbers: list[
+        str
+    ] = []  # API Gateway stores a number of any length; Python's int() stops at 4,300 digits
+
+    def number(digits: str) -> Any:
+        if len(digits) < 4000:
+            return int(digits)
+        long_numbers.append(digits)
+        return f"\x00number{len(long_numbers) - 1}\x00"
+
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=number)
     except json.JSONDecodeError as exc:
         raise BadRequestException(
             f"Invalid policy document. Please check the policy syntax and try again. ({exc.msg})"
@@ -273,6 +289,8 @@ def stored_form(text: str, api: ApiRef) -> str:
             if isinstance(statement.get(key), dict):
                 statement[key] = rewrite(statement[key], principal=True)
     compact = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    for n, digits in enumerate(long_numbers):
+        compact = compact.replace(json.dumps(f"\x00number{n}\x00"), digits)
     return compact.replace("\\", "\\\\").replace('"', '\\"').replace("/", "\\/")
 
 
