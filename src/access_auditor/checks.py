@@ -8,6 +8,7 @@ health call), whichever check asks first; so checks share reads without dependin
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from access_auditor.errors import AuditorError, CredentialsError, PolicyParseErr
 from access_auditor.findings import Category, Finding, Severity, finding
 from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.analysis import PolicyVerdict, check_policy
-from access_auditor.policy.matrix import OTHER_STAGE, Method
+from access_auditor.policy.matrix import OTHER_STAGE, Access, Method
 from access_auditor.probes import CallResult, health_finding, make_call, probe_finding
 
 T = TypeVar("T")
@@ -135,6 +136,7 @@ class Observation:
         self._live: Clock | None = None
         self._memo: dict[str, Any] = {}
         self.probe_answers: dict[str, CallResult] = {}  # "unsigned" / "outsider": what each probe got
+        self.live_verdict: PolicyVerdict | None = None  # the verdict on what the stage serves, once judged
 
     def live_clock(self) -> Clock:
         if self._live is None:
@@ -334,6 +336,7 @@ def live_policy(obs: Observation) -> list[Finding]:
                                  f"read: {exc}"))  # fmt: skip
     if live is not None:
         found.extend(live.findings)
+        obs.live_verdict = live
     if live is not None or seen.config is None:
         for m in _not_iam(config):
             found.append(finding("METHOD_NOT_IAM",
@@ -548,6 +551,65 @@ def probes(obs: Observation) -> list[Finding]:
     return found + customised_responses(obs, *answers.values())
 
 
+def agreement(obs: Observation) -> list[Finding]:
+    """The verdict and the live evidence must agree: a probe that got in where the verdict says its caller is
+    refused (or was refused where the verdict says it gets in) means one of the two is wrong about what the
+    stage serves. Only where the verdict is certain (not conditional on the network, an authorizer or the
+    caller's own IAM policy)."""
+    verdict, target = obs.live_verdict, obs.target
+    if verdict is None or not obs.probe_answers:
+        raise Skip("no verdict on the live policy, or no probe, to compare")
+    method = _health_method(verdict, target)
+    if method is None:
+        return []
+    callers = {"unsigned": "anonymous caller"}
+    if target.outsider_role_arn:
+        named = f"principal {target.outsider_role_arn} (named in the policy)"
+        labels = {c for c, _ in verdict.saved.cells}
+        same = f"another principal in account {target.account}"
+        callers["outsider"] = named if named in labels else same if target.outsider_role_arn.split(":")[4] == target.account \
+            else "a principal in another account"  # fmt: skip
+    found = []
+    for who, label in callers.items():
+        answer = obs.probe_answers.get(who)
+        try:
+            cell = verdict.saved[(label, method)]
+        except (KeyError, StopIteration):
+            continue
+        if answer is None or answer.failure:
+            continue
+        probe = "an unsigned call" if who == "unsigned" else f"a call signed as {target.outsider_role_arn}"
+        if cell.access is Access.DENIED and answer.got_in:
+            found.append(finding("VERDICT_CONTRADICTED",
+                f"the verdict on the policy stage {target.stage} serves says the {label} is refused on {method}, yet "
+                f"{probe} got in ({answer.status}): what is live is not what was judged. Treat the API as open", Severity.CRITICAL))  # fmt: skip
+        elif (
+            cell.access is Access.ALLOWED
+            and answer.refused
+            and not {"authorizer", "identity-policy"} & set(cell.allow_reasons)
+        ):
+            found.append(finding("VERDICT_CONTRADICTED",
+                f"the verdict on the policy stage {target.stage} serves says the {label} gets in on {method}, yet "
+                f"{probe} was refused ({answer.error_type or answer.status}): what is live is not what was judged",
+                Severity.MEDIUM))  # fmt: skip
+    return found
+
+
+def _health_method(verdict: PolicyVerdict, target: Target) -> Method | None:
+    """The analysed method the health URL reaches on the target's stage (templates like {id} match)."""
+    path = "/" + target.health_path.strip("/")
+    for group in verdict.saved.groups:
+        for method in group:
+            if method.stage != target.stage or method.http_method not in (target.health_method, "ANY"):
+                continue
+            pattern = re.sub(
+                r"\\\{[^/]+\\\+\\\}", ".+", re.sub(r"\\\{[^/+]+\\\}", "[^/]+", re.escape(method.path))
+            )
+            if re.fullmatch(pattern, path):
+                return method
+    return None
+
+
 def _analyzer(analyzer: AnalyzerPort, verdict: PolicyVerdict, target: Target) -> list[Finding]:
     """Only on a structural change, so that a steady state costs no Access Analyzer checks."""
     assert verdict.saved_document is not None  # a structural change needs a saved policy
@@ -571,5 +633,6 @@ CHECKS = (
     Check("health", "calling the API", frozenset({C.HEALTH}), health),
     Check("probes", "probing the API as outsiders", frozenset({C.EXPOSURE}), probes),
     Check("attribution", "asking CloudTrail who changed it", frozenset(), attribution),
+    Check("agreement", "comparing the verdict with the live probes", frozenset(), agreement),
 )  # fmt: skip
 del C

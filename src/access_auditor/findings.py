@@ -94,6 +94,8 @@ _code(
     "an element the evaluator does not model: equivalence cannot be proved",
 )
 _code("POLICY_REWRITTEN", S.INFO, [C.NOTE], "written differently, same access: not drift")
+_code("VERDICT_CONTRADICTED", S.CRITICAL, [C.DRIFT], "a live probe and the verdict disagree about a caller: what "
+      "is live is not what was judged (critical when the probe got in)", "critical / medium")  # fmt: skip
 _code("METHOD_NOT_IAM", S.HIGH, [C.DRIFT], "a deployed method's authorizationType is not AWS_IAM")
 _code(
     "STAGE_NOT_DEPLOYED",

@@ -4,6 +4,7 @@ deployed policy."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from access_auditor.audit import TargetResult, run_audit
+from access_auditor.checks import Scope
 from access_auditor.config import load_config
+from access_auditor.local_aws import emulation
 from access_auditor.local_aws.emulation import record_call
 from access_auditor.local_aws.sample import add_method, deploy, save_policy
 from access_auditor.wiring import build_ports
@@ -199,3 +202,48 @@ def test_the_same_number_read_through_the_saved_policy_is_unreadable_drift_too(
     result = audit(xml_model, monkeypatch)
     assert result.drift and not result.audit_error
     assert "LIVE_POLICY_INFERRED" in codes(result) and "4300 digits" in codes(result)["POLICY_UNREADABLE"]
+
+
+@pytest.fixture
+def export_of_saved(harness: Harness) -> Iterator[Harness]:
+    # GIVEN an AWS whose export carries the saved policy, not the deployment's (the assumption broken)
+    emulation.EXPORT_CARRIES = "saved"
+    yield harness
+    emulation.EXPORT_CARRIES = "deployment"
+    harness.restore()
+
+
+def test_a_probe_that_gets_in_where_the_verdict_says_refused_is_a_critical_contradiction(
+    export_of_saved: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the weakening deployed, then the expected policy saved over it without deploying: the export shows
+    # the expected policy, while the stage lets the outsider in
+    harness = export_of_saved
+    harness.save_and_deploy(harness.sample.weakened_policy())
+    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, harness.sample.expected_policy())
+    result = audit(harness, monkeypatch)
+    found = codes(result)
+    # THEN the probe's evidence contradicts the verdict, critically, naming the caller and the method
+    assert "OUTSIDER_CALL_ALLOWED" in found
+    contradiction = next(f for f in result.findings if f.code == "VERDICT_CONTRADICTED")
+    assert contradiction.severity.value == "critical" and "GET /health" in contradiction.message
+    assert result.drift
+
+
+def test_a_policy_write_after_the_deployment_while_the_export_equals_the_saved_policy_is_reported(
+    export_of_saved: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a policy write (the weakening) after the stage's deployment, not deployed
+    harness = export_of_saved
+    harness.restore()
+    time.sleep(1.1)
+    save_policy(harness.aws.client("apigateway"), harness.sample.api_id, harness.sample.weakened_policy())
+    config = load_config(harness.in_process(monkeypatch))
+    ports = build_ports()
+    # and a function that last looked at CloudTrail two minutes ago
+    ports.memory.method_lookups[Scope(harness.aws.account, harness.aws.region)] = dt.datetime.now(
+        dt.UTC
+    ) - dt.timedelta(minutes=2)
+    [result] = run_audit(config, ports, budget_s=30)
+    # THEN saved equals exported although CloudTrail shows a write since the deployment: said, with the write
+    assert "assumed-role/console/alice" in codes(result)["EXPORT_DISAGREES"] and result.audit_error

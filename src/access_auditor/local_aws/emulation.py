@@ -60,7 +60,11 @@ QUOTAS = {
     "apigateway:GetResources": (2.5, 5.0),
     "cloudtrail:LookupEvents": (2.0, 2.0),
 }
-THROTTLED: dict[str, int] = defaultdict(int)  # quota -> calls refused, for tests and the bench
+THROTTLED: dict[str, int] = defaultdict(int)
+# Which copy of the policy GetExport carries. No public source says; "deployment" is the product's working
+# assumption, and "saved" plays an AWS where it does not hold, for the checks that must notice (and for
+# doctor --experiment, which must tell the two apart).
+EXPORT_CARRIES = "deployment"  # quota -> calls refused, for tests and the bench
 
 
 class _Allowance:
@@ -109,6 +113,7 @@ _PARAMETER_NAMES = {
 
 
 def reset() -> None:
+    global EXPORT_CARRIES
     with _lock:
         SNAPSHOTS.clear()
         EVENTS.clear()
@@ -116,6 +121,7 @@ def reset() -> None:
         THROTTLED.clear()
         LISTENERS.clear()
         accounts.DISABLED_REGIONS.clear()
+        EXPORT_CARRIES = "deployment"
 
 
 def install() -> None:
@@ -178,8 +184,11 @@ def install() -> None:
             paths.setdefault(path, {})[verb.lower()] = {"security": security, "responses": {}}
         document: dict[str, Any] = {"openapi": "3.0.1", "info": {"title": api_id}, "paths": paths}
         text = json.dumps(document)
-        if snapshot.policy:  # the stored text unescaped, written in as it is (a number may be any length)
-            text = text[:-1] + ', "x-amazon-apigateway-policy": ' + json.loads(f'"{snapshot.policy}"') + "}"
+        policy = (
+            snapshot.policy if EXPORT_CARRIES == "deployment" else self.backend.get_rest_api(api_id).policy
+        )
+        if policy:  # the stored text unescaped, written in as it is (a number may be any length)
+            text = text[:-1] + ', "x-amazon-apigateway-policy": ' + json.loads(f'"{policy}"') + "}"
         return 200, {"Content-Type": "application/json"}, text.encode()
 
     def get_rest_apis(self: Any) -> str:
