@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   access-auditor call -i https://abc123.execute-api.us-east-1.amazonaws.com/prod/health
   access-auditor policy render --api-arn arn:aws:execute-api:us-east-1:123456789012:abc123 --role app
   access-auditor audit --api-id abc123 --stage prod --region us-east-1 --role arn:aws:iam::123456789012:role/app
+  access-auditor doctor --region us-east-1 --discover --experiment
   access-auditor demo
 
 Exit codes: 0 ok, 1 findings or HTTP error status, 2 usage or bad input, 3 network or credentials."""
@@ -33,7 +34,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from access_auditor.cli import audit, call, policy, reference
+    from access_auditor.cli import audit, call, doctor, policy, reference
 
     parser = Parser(
         prog="access-auditor",
@@ -46,6 +47,7 @@ def build_parser() -> Parser:
     call.register(commands)
     policy.register(commands)
     audit.register(commands)
+    doctor.register(commands)
     reference.register(commands)
     demo = commands.add_parser(
         "demo",
