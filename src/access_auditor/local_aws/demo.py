@@ -45,7 +45,9 @@ from access_auditor.local_aws.sample import (
 from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.document import ApiRef
 
-EXTRA = 2  # after SCENARIOS: the change path (_react), then the organization (demo_org.py)
+EXTRA = (
+    3  # after SCENARIOS: the change path (_react), the organization (demo_org.py), doctor (demo_doctor.py)
+)
 RUNS_PER_SCENARIO = 2  # two scheduled runs: enough for the alarms that need 2 of 3 datapoints
 FLEET_REGIONS = ("us-east-1", "eu-west-1")
 
@@ -239,6 +241,12 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
             from access_auditor.local_aws.demo_org import run_org_scenario
 
             failures += run_org_scenario(out, paint, aws, len(SCENARIOS) + 2, len(SCENARIOS) + EXTRA)
+        if limit is None or limit > len(SCENARIOS) + 2:
+            from access_auditor.local_aws.demo_doctor import run_doctor_scenario
+
+            failures += run_doctor_scenario(
+                out, paint, aws, world.sample.api_id, len(SCENARIOS) + 3, len(SCENARIOS) + EXTRA
+            )
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
