@@ -16,20 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from access_auditor.aws.pacing import APIGATEWAY_CALLS, QuotaWait, deadline
-from access_auditor.checks import (
-    CHECKS,
-    AlreadyReported,
-    Check,
-    Clock,
-    Memory,
-    Observation,
-    Ports,
-    Scope,
-    Skip,
-)
+from access_auditor.checks import CHECKS, Check, Skip
 from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AwsCallError, CredentialsError
 from access_auditor.findings import Category, Finding, finding, flagged
+from access_auditor.observation import AlreadyReported, Clock, Memory, Observation, Ports, Scope
 from access_auditor.probes import CallResult
 from access_auditor.sources import plan_targets
 

@@ -23,10 +23,10 @@ from access_auditor.audit import TargetResult, run_audit
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.credentials import StsCredentials
 from access_auditor.aws.dynamodb import DynamoTable
-from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, HubConfig, load_hub_config
 from access_auditor.errors import ConfigError, CredentialsError
 from access_auditor.findings import finding
+from access_auditor.observation import Ports, Scope
 from access_auditor.org import (
     CYCLE_FORMAT,
     Shard,

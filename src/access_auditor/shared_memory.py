@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from access_auditor.aws.apigateway import ExportProblem
 from access_auditor.aws.dynamodb import SharedStore
-from access_auditor.checks import Memory, Scope
+from access_auditor.observation import Memory, Scope
 from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.matrix import Method
 

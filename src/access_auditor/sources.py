@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
 from access_auditor.aws.cloudtrail import DELIVERY_LAG, METHOD_EVENTS, POLICY_EVENTS
-from access_auditor.checks import Ports, Scope
 from access_auditor.config import AuditConfig, Target, discovered_target
 from access_auditor.errors import AuditorError, ConfigError, CredentialsError
 from access_auditor.findings import Finding, finding
+from access_auditor.observation import Ports, Scope
 
 log = logging.getLogger(__name__)
 LOOKUP_INTERVAL = dt.timedelta(seconds=60)  # at most one look per account and region a minute

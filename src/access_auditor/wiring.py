@@ -16,7 +16,7 @@ from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
 from access_auditor.aws.dynamodb import SharedStore
 from access_auditor.aws.pacing import QUOTAS, Pacer
-from access_auditor.checks import Memory, Ports, Scope
+from access_auditor.observation import Memory, Ports, Scope
 from access_auditor.transport import new_session
 
 K = TypeVar("K", bound=Hashable)

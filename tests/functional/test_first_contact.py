@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 
 from access_auditor.audit import TargetResult, run_audit
-from access_auditor.checks import Scope
 from access_auditor.config import load_config
 from access_auditor.local_aws import emulation
 from access_auditor.local_aws.emulation import record_call
 from access_auditor.local_aws.sample import add_method, deploy, save_policy
+from access_auditor.observation import Scope
 from access_auditor.wiring import build_ports
 from tests.harness import Harness
 

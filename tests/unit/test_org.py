@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from access_auditor.audit import TargetResult
-from access_auditor.checks import Scope
 from access_auditor.config import load_hub_config
 from access_auditor.errors import ConfigError
 from access_auditor.findings import finding
+from access_auditor.observation import Scope
 from access_auditor.org import Shard, member_role_arn, plan_shards, report_shard
 from access_auditor.sources import placeholder
 

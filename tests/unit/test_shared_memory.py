@@ -7,7 +7,7 @@ import datetime as dt
 
 from access_auditor import shared_memory
 from access_auditor.aws.apigateway import ExportProblem
-from access_auditor.checks import Scope
+from access_auditor.observation import Scope
 from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.matrix import Method
 

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from access_auditor.aws.apigateway import SweptApi
-from access_auditor.checks import Ports
 from access_auditor.config import load_config
 from access_auditor.errors import AwsCallError, ConfigError
+from access_auditor.observation import Ports
 from access_auditor.sources import plan_targets
 
 ACCOUNT = "123456789012"
