@@ -244,9 +244,9 @@ def health(obs: Observation) -> list[Finding]:
 def customised_responses(obs: Observation, *results: CallResult) -> list[Finding]:
     """Once per target and run, when an answer shows a customised refusal: which gateway responses the API
     customised (GetGatewayResponses), so that nobody reads a changed status or message as a failure of ours."""
-    if not any(r.customised for r in results) or "customised" in obs._memo:
+    if not any(r.customised for r in results) or "customised" in obs.reported:
         return []
-    obs._memo["customised"] = True
+    obs.reported.add("customised")
     try:
         kinds = ", ".join(obs.plane().customised_responses(obs.target.api_id)) or "none listed"
     except QuotaWait:

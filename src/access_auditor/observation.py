@@ -129,6 +129,7 @@ class Observation:
         self._memo: dict[str, Any] = {}
         self.probe_answers: dict[str, CallResult] = {}  # "unsigned" / "outsider": what each probe got
         self.live_verdict: PolicyVerdict | None = None  # the verdict on what the stage serves, once judged
+        self.reported: set[str] = set()  # what is said once per target and run, whichever check sees it first
 
     def live_clock(self) -> Clock:
         if self._live is None:
@@ -177,22 +178,19 @@ class Observation:
         key = (*target.key, str(stage.deployment_id), saved.policy or "")
         known = self.ports.memory.inferences.get(key)
         if known is None:
-            known = self._infer(stage, saved, problem.reason)
-            if (
-                known.config is not None
-                or known.note is None
-                or "CloudTrail could not" not in known.note.message
-            ):
+            known, lasting = self._infer(stage, saved, problem.reason)
+            if lasting:  # a CloudTrail failure is asked again next run
                 self.ports.memory.inferences[key] = known
         return known
 
-    def _infer(self, stage: StageState, saved: AccessConfig, refusal: str) -> Live:
+    def _infer(self, stage: StageState, saved: AccessConfig, refusal: str) -> tuple[Live, bool]:
         """The live policy of an API that cannot be exported: the saved one, if CloudTrail shows no policy
-        write since the deployment (a saved policy takes effect only with a deployment)."""
+        write since the deployment (a saved policy takes effect only with a deployment); and whether the
+        answer lasts for this deployment and saved policy (not when CloudTrail could not be asked)."""
         target, history = self.target, self.ports.history
         assert stage.deployed is not None and stage.deployed_at is not None
         head = f"API {target.api_id} cannot be exported ({refusal})"
-        why = None
+        why, lasting = None, True
         if not (self.config.cloudtrail_lookup and history):
             why = "CloudTrail lookups are off, so no policy write since the deployment can be ruled out"
         else:
@@ -204,7 +202,10 @@ class Observation:
             except QuotaWait:
                 raise
             except AuditorError as exc:
-                why = f"CloudTrail could not be asked whether the policy was written since: {exc}"
+                why, lasting = (
+                    f"CloudTrail could not be asked whether the policy was written since: {exc}",
+                    False,
+                )
             else:
                 if last is not None:
                     why = (f"CloudTrail shows {last.event_name} by {last.actor} at {last.event_time:%Y-%m-%d %H:%M:%SZ}, "
@@ -215,13 +216,13 @@ class Observation:
         if why is not None:
             return Live(None, finding("LIVE_POLICY_UNKNOWN", f"{head}, and {why}: the policy stage {target.stage} serves "
                 "cannot be read. Its deployed methods are judged; the saved policy is judged as what the next deployment "
-                "serves. Deploy the stage to make the two one"))  # fmt: skip
+                "serves. Deploy the stage to make the two one")), lasting  # fmt: skip
         older = dt.datetime.now(dt.UTC) - stage.deployed_at > EVENT_HISTORY
         window = (f"in the {EVENT_HISTORY.days} days CloudTrail keeps (the {since} is older, so a write before "
                   "then is not ruled out; redeploy to make it certain)") if older else f"since {since}"  # fmt: skip
         note = finding("LIVE_POLICY_INFERRED", f"{head}; the policy stage {target.stage} serves is taken to be the saved "
                        f"one, because CloudTrail shows no policy write {window}")  # fmt: skip
-        return Live(AccessConfig(saved.policy, stage.deployed.methods), note, inferred=True)
+        return Live(AccessConfig(saved.policy, stage.deployed.methods), note, inferred=True), True
 
     def saved(self) -> AccessConfig:
         """The saved policy (from the region's sweep when there was one, else GetRestApi) and methods

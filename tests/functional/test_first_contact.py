@@ -247,3 +247,10 @@ def test_a_policy_write_after_the_deployment_while_the_export_equals_the_saved_p
     [result] = run_audit(config, ports, budget_s=30)
     # THEN saved equals exported although CloudTrail shows a write since the deployment: said, with the write
     assert "assumed-role/console/alice" in codes(result)["EXPORT_DISAGREES"] and result.audit_error
+
+
+def test_an_api_that_cannot_be_exported_with_cloudtrail_off_says_so_rather_than_guessing(
+    xml_model: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = audit(xml_model, monkeypatch, CLOUDTRAIL_LOOKUP="false")
+    assert "CloudTrail lookups are off" in codes(result)["LIVE_POLICY_UNKNOWN"] and not result.audit_error
