@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from access_auditor.errors import ConfigError
 from access_auditor.policy.document import ApiRef
@@ -296,6 +296,11 @@ def discovered_target(
         values["HEALTH_PATH"] = health_path
     if health_role:
         arn = health_role if health_role.startswith("arn:") else f"arn:aws:iam::{account}:role/{health_role}"
+        if arn.split(":")[4:5] != [account]:
+            # Whoever can tag the API must not make the auditor sign its health call as another account's role.
+            raise ConfigError(
+                f"tag access-auditor:health-role: {health_role!r} is not a role of the API's account {account}"
+            )
         values["ASSUME_ROLE_ARN"] = arn
     values.pop("API_ENDPOINT", None)  # a default endpoint belongs to one API, never to discovered ones
     return _target(values, "tag ", region, source="tag")
@@ -477,10 +482,18 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
     if outsider and outsider in roles:
         raise ConfigError(f"{prefix}OUTSIDER_ROLE_ARN must not be one of the allowed roles")
     path = get("HEALTH_PATH") or "/health"
-    if not path.startswith("/") or any(c in path for c in "?# "):
+    if not path.startswith("/") or any(c in path for c in "?# \\"):
         raise ConfigError(
-            f"{prefix}HEALTH_PATH: {path!r} must start with / and hold no query, fragment or space"
+            f"{prefix}HEALTH_PATH: {path!r} must start with / and hold no query, fragment, space or backslash"
         )
+    segments = [unquote(segment) for segment in path.split("/")[1:]]
+    if any(segment in (".", "..") for segment in segments):
+        # A dot segment is resolved by clients and proxies before API Gateway sees the path: /../other would
+        # leave the stage, and the health call and the probes would test another stage or API.
+        raise ConfigError(
+            f"{prefix}HEALTH_PATH: {path!r} holds a '.' or '..' segment, which would leave the stage"
+        )
+    path = "/" + "/".join(part for part in path.split("/") if part)  # //health/ is /health
     method = (get("HEALTH_METHOD") or "GET").upper()
     if method not in _METHODS:
         raise ConfigError(f"{prefix}HEALTH_METHOD: {method!r} is not one of {', '.join(sorted(_METHODS))}")

@@ -85,3 +85,29 @@ def test_the_notifications_settings_are_read_once_and_named_when_wrong() -> None
     ):
         with pytest.raises(ConfigError, match=name):
             load_notify_config({**env, name: bad})
+
+
+@pytest.mark.parametrize(
+    "path", ["/../other/health", "/health/..", "/a/./health", "/%2e%2e/health", "/.%2E/x"]
+)
+def test_a_health_path_that_would_leave_the_stage_is_refused(path: str) -> None:
+    # GIVEN a health path with a dot segment (plain or percent-encoded), which a client resolves before sending
+    with pytest.raises(ConfigError, match="HEALTH_PATH.*'..' segment"):
+        load_config({**GOOD, "HEALTH_PATH": path})
+
+
+def test_a_health_path_is_normalised() -> None:
+    target = load_config({**GOOD, "HEALTH_PATH": "//status//live/"}).targets[0]
+    assert target.health_url.endswith("/prod/status/live")
+
+
+def test_a_health_role_tag_naming_another_account_s_role_makes_no_target() -> None:
+    from access_auditor.config import discovered_target
+
+    config = load_config(GOOD)
+    with pytest.raises(ConfigError, match="not a role of the API's account 123456789012"):
+        discovered_target(config, "abc123", "us-east-1", "123456789012", "arn:aws:iam::123456789012:role/app", "prod",
+                          "", "arn:aws:iam::999999999999:role/attacker")  # fmt: skip
+    same = discovered_target(config, "abc123", "us-east-1", "123456789012", "arn:aws:iam::123456789012:role/app",
+                             "prod", "", "health/orders")  # fmt: skip
+    assert same.assume_role_arn == "arn:aws:iam::123456789012:role/health/orders"
