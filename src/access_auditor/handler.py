@@ -8,17 +8,27 @@ from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from access_auditor.audit import Ports, run_audit
 from access_auditor.config import AuditConfig, function_region, load_config, load_notify_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
-from access_auditor.redact import redact
+from access_auditor.redact import redact, redact_logging
 from access_auditor.wiring import build_ports
 
-logger = Logger()
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON log line, redacted whole: the message, every extra field and the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics()
+redact_logging()  # the records of every other logger, as Lambda's own handler on the root logger prints them
 # botocore logs signatures, session tokens and STS answers (secret keys included) at DEBUG, and urllib3 logs
 # request lines; whatever level Lambda gives the root logger (AWS_LAMBDA_LOG_LEVEL), they stay at WARNING.
 for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):

@@ -41,7 +41,7 @@ from access_auditor.redact import redact
 from access_auditor.sources import placeholder
 from access_auditor.wiring import build_ports, once_per_key
 
-logger = Logger()
+logger = Logger(logger_formatter=handler.RedactingFormatter())
 metrics = Metrics()
 MAX_SHARDS_AT_ONCE = 10  # a batch's shards run side by side: their quota waits overlap, billed once
 

@@ -7,24 +7,29 @@ access keys and session tokens named as such, bare long opaque tokens, and SigV4
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any, TextIO
+
+__all__ = ["REDACTED", "RedactingFilter", "RedactingStream", "redact", "redact_logging"]
 
 REDACTED = "<redacted>"
+_B64 = r"(?:[A-Za-z0-9/+]|%2[BbFf])"  # a base64 character, or its URL encoding (+ and /)
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Signatures: the Authorization header's and a presigned URL's.
-    (re.compile(r"(?i)\b((?:x-amz-)?signature=)[0-9a-f]{16,}"), rf"\1{REDACTED}"),
+    # Signatures: the Authorization header's, a presigned URL's, and a "signature" field in JSON or a form.
+    (re.compile(r"(?i)\b((?:x-amz-)?signature[\"']?\s*[=:]\s*[\"']?)[0-9a-f]{16,}"), rf"\1{REDACTED}"),
     # A value named as a secret or a token, whatever the syntax around the name (header, JSON, XML, query).
     (
         re.compile(
-            r"(?i)\b(secret_?access_?key|aws_secret_access_key|session_?token|security[-_]?token"
+            r"(?i)\b(secret_?(?:access_?)?key|aws_secret_access_key|session_?token|security[-_]?token"
             r"|x-amz-security-token)([ \t:=\"'>]{1,5})([^\s\"'<>&,;]{8,})"
         ),
         rf"\1\2{REDACTED}",
     ),
     # Access key ids (long-term AKIA..., temporary ASIA...), bare or inside a Credential= scope.
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"), REDACTED),
-    # Any other long opaque run of base64: session tokens are hundreds of characters.
-    (re.compile(r"[A-Za-z0-9/+]{80,}={0,2}"), REDACTED),
+    # Any other long opaque run of base64, URL-encoded or not: session tokens are hundreds of characters.
+    (re.compile(_B64 + r"{80,}(?:=|%3[Dd]){0,2}"), REDACTED),
 )
 
 
@@ -37,3 +42,43 @@ def redact(text: str) -> str:
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record where it is handled, before any formatter sees it: its message with its arguments,
+    and its traceback (kept as text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def redact_logging(*loggers: logging.Logger) -> None:
+    """Every record that reaches a handler of the root logger or of ``loggers`` is redacted (idempotent)."""
+    for source in (logging.getLogger(), *loggers):
+        for handler in source.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
+
+
+class RedactingStream:
+    """A text stream whose every write is redacted (the CLI's stdout and stderr); the rest, ``buffer``
+    included (a response body is the user's data, written as it came), is the wrapped stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -101,6 +102,23 @@ def test_verbose_call_shows_the_canonical_request_without_secrets(harness: Harne
     # what -v shows is what was signed: the signed headers, never the Authorization header itself
     canonical = run.stderr.split("* canonical request:")[1].split("* string to sign:")[0]
     assert "authorization" not in canonical.lower() and "host;x-amz-date;x-amz-security-token" in canonical
+
+
+def test_a_token_carried_in_the_query_string_never_reaches_the_output(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # GIVEN a URL that carries a session token in its query string (a presigned-style link pasted in); the body,
+    # which the local API echoes the query into, is the user's data and goes to a file untouched
+    env = shell_env(harness)
+    token = env["AWS_SESSION_TOKEN"]
+    url = f"{harness.url}/health?X-Amz-Security-Token={quote(token, safe='')}&q=1"
+    command = [CLI, "call", "--region", harness.aws.region, "-v", "-i", "-o", str(tmp_path / "body"),
+               "-w", "%{url_effective}", url]  # fmt: skip
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+    # THEN neither -v (the canonical request, the request line), nor -i, nor -w %{url_effective} prints it
+    assert "* canonical request:" in run.stderr and "<redacted>" in run.stdout + run.stderr
+    for shape in (token, quote(token, safe=""), token[:40], quote(token, safe="")[:40]):
+        assert shape not in run.stdout + run.stderr
 
 
 def test_assume_role_profile_is_honoured(harness: Harness, tmp_path: Path) -> None:

@@ -48,3 +48,55 @@ def test_findings_are_redacted_however_they_are_built() -> None:
 def test_what_is_not_a_credential_is_left_alone() -> None:
     text = "GET /prod/items?q=a%20b host;x-amz-date e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert redact(text) == text
+
+
+MORE_CARRIERS = {
+    "a secret_key= pair (a .env file, a boto config)": f"aws_access_key_id=x\nsecret_key={SECRET}\n",
+    "a session token URL-encoded in a query string, unnamed": "next="
+    + TOKEN.replace("/", "%2F").replace("+", "%2B"),
+    "a JSON signature field": f'{{"signature": "{SIGNATURE}", "credential": "{KEY_ID}/20261125"}}',
+    "a form signature field": f"Signature = {SIGNATURE}",
+}
+
+
+@pytest.mark.parametrize("text", MORE_CARRIERS.values(), ids=MORE_CARRIERS.keys())
+def test_no_credential_survives_redaction_in_its_other_shapes(text: str) -> None:
+    cleaned = redact(text)
+    for secret in (KEY_ID, SECRET, SIGNATURE, TOKEN[:40], TOKEN.replace("/", "%2F")[:40]):
+        assert secret not in cleaned
+    assert "<redacted>" in cleaned
+
+
+def test_a_traceback_is_redacted_where_the_record_is_handled() -> None:
+    import io
+    import logging
+
+    from access_auditor.redact import redact_logging
+
+    stream = io.StringIO()
+    log = logging.getLogger("test.redaction")
+    handler = logging.StreamHandler(stream)
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        redact_logging(log)
+        try:
+            raise RuntimeError(f"STS said SessionToken={TOKEN}")
+        except RuntimeError:
+            log.exception("call failed with key %s", KEY_ID)
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Traceback" in text and "RuntimeError" in text
+    assert TOKEN[:40] not in text and KEY_ID not in text
+
+
+def test_the_lambda_s_json_log_line_is_redacted_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    from access_auditor.handler import logger
+
+    try:
+        raise ValueError(f"x-amz-security-token: {TOKEN}")
+    except ValueError:
+        logger.exception("failed", extra={"detail": f"secret_key={SECRET}"})
+    out = capsys.readouterr().out
+    assert "failed" in out and TOKEN[:40] not in out and SECRET not in out

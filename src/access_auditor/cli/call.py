@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from access_auditor.cli.options import aws_session, seconds
 from access_auditor.errors import ConfigError, CredentialsError
+from access_auditor.redact import redact
 
 EXIT_HTTP_ERROR, EXIT_FAIL = 1, 22
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit for REST APIs: nothing larger can arrive
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     failed = response.status_code >= 400
     if args.include or args.head:
         out.write(f"HTTP/1.1 {response.status_code} {response.reason}\r\n".encode())
-        out.write("".join(f"{k}: {v}\r\n" for k, v in response.headers.items()).encode() + b"\r\n")
+        out.write(redact("".join(f"{k}: {v}\r\n" for k, v in response.headers.items())).encode() + b"\r\n")
     if not args.head and not (failed and args.fail):
         if args.output:
             Path(args.output).write_bytes(response.content)
@@ -110,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
             if response.content and not response.content.endswith(b"\n") and sys.stdout.isatty():
                 out.write(b"\n")
     if args.write_out:
-        out.write(_write_out(args.write_out, response, time.monotonic() - started, hops, url).encode())
+        out.write(
+            redact(_write_out(args.write_out, response, time.monotonic() - started, hops, url)).encode()
+        )
     out.flush()
     if failed and args.fail:
         if not args.silent:

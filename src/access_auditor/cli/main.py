@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from access_auditor import __version__
 from access_auditor.errors import AwsCallError, ConfigError, CredentialsError, PolicyParseError, RequestError
-from access_auditor.redact import redact
+from access_auditor.redact import RedactingStream, redact
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 EXAMPLES = """examples:
@@ -91,6 +91,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every text line it writes to stdout or stderr is redacted (a response body written
+    through ``sys.stdout.buffer`` is the user's data, written as it came)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     for argument in arguments:
         try:
