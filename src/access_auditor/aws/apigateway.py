@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from access_auditor.aws.clients import aws_call, call
-from access_auditor.errors import AwsCallError
+from access_auditor.errors import AuditorError, AwsCallError
 from access_auditor.policy.access_config import AccessConfig
+from access_auditor.policy.document import parse_policy_text
 from access_auditor.policy.matrix import Method
 
 T = TypeVar("T")
@@ -214,23 +215,27 @@ class ApiGateway:
             return None
         return policy if isinstance(policy, str) else _dumps(policy)
 
-    def apply_policy(self, api_id: str, stage: str, policy_json: str) -> str:
+    def apply_policy(self, api_id: str, stage: str, policy_json: str, previous: str | None) -> str:
         """Save ``policy_json`` and deploy ``stage``; returns the new deployment id. A saved policy has no
-        effect until a deployment, so the two always go together."""
-        self._call(
-            "UpdateRestApi",
-            self._client.update_rest_api,
-            restApiId=api_id,
-            patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}],
-        )
-        deployment = self._call(
-            "CreateDeployment",
-            self._client.create_deployment,
-            restApiId=api_id,
-            stageName=stage,
-            description="apigw-access-auditor: apply the expected resource policy",
-        )
+        effect until a deployment, so the two always go together: when the deployment fails, ``previous``
+        (the policy it replaced, as GetRestApi gave it; None for none) is saved back, and the error says so."""
+        self._save(api_id, policy_json)
+        try:
+            deployment = self._call("CreateDeployment", self._client.create_deployment, restApiId=api_id, stageName=stage,
+                                    description="apigw-access-auditor: apply the expected resource policy")  # fmt: skip
+        except AwsCallError as exc:
+            try:
+                self._save(api_id, json.dumps(parse_policy_text(previous)) if previous else "")
+            except AuditorError as restore:
+                raise AwsCallError("CreateDeployment", exc.code, f"{exc}; and the policy it replaced could NOT be "
+                                   f"restored ({restore}): the new policy is saved, not deployed") from exc  # fmt: skip
+            raise AwsCallError("CreateDeployment", exc.code, f"{exc}; the policy it replaced was saved back, so "
+                               "nothing changed") from exc  # fmt: skip
         return str(deployment["id"])
+
+    def _save(self, api_id: str, policy_json: str) -> None:
+        self._call("UpdateRestApi", self._client.update_rest_api, restApiId=api_id,
+                   patchOperations=[{"op": "replace", "path": "/policy", "value": policy_json}])  # fmt: skip
 
 
 class ExportFailed(Exception):

@@ -95,6 +95,17 @@ class CloudTrail:
                     return found, True
         return None, seen < API_PAGES * 50
 
+    def writes_to(self, api_id: str, since: dt.datetime) -> tuple[list[Change], bool]:
+        """(every successful write to ``api_id`` at or after ``since``, newest first; whether every event of
+        the API since then was searched), by the API's own id, at most API_PAGES pages."""
+        seen, found = 0, []
+        for event in self._events(("ResourceName", api_id), since, API_PAGES):
+            seen += 1
+            change = _change(event, since)
+            if change is not None and change.api_id == api_id:
+                found.append(change)
+        return found, seen < API_PAGES * 50
+
 
 def _detail(event: dict[str, Any]) -> dict[str, Any]:
     text = event.get("CloudTrailEvent") or "{}"

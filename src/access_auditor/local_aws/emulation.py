@@ -1,5 +1,6 @@
 """What the local AWS adds to moto so that it behaves like AWS where the product depends on it:
 
+* CreateDeployment is refused while any method has no integration, as API Gateway refuses it;
 * each deployment snapshots the policy and the methods' authorization types, and a stage serves its own
   deployment's snapshot, so a saved change has no effect until the next deployment;
 * GetExport answers from the stage's deployment ("exports a deployed version of a RestApi", API reference),
@@ -137,6 +138,10 @@ def install() -> None:
     original_get_deployment = APIGatewayResponse.get_deployment
 
     def create_deployment(self: Any, function_id: str, *args: Any, **kwargs: Any) -> Any:
+        # API Gateway refuses to deploy while any method lacks an integration (moto only when all do).
+        for resource in self.apis[function_id].resources.values() if function_id in self.apis else ():
+            if any(m.method_integration is None for m in resource.resource_methods.values()):
+                raise BadRequestException("No integration defined for method")
         deployment = original_deploy(self, function_id, *args, **kwargs)
         api = self.apis[function_id]
         methods = {

@@ -30,6 +30,7 @@ __all__ = [
     "OTHER_STAGE",
     "Method",
     "PolicyVerdict",
+    "access_lost",
     "analyse_policy",
     "check_policy",
     "representative_methods",
@@ -187,6 +188,27 @@ def _why_denied(cell: Cell) -> str:
 def _more(items: list[tuple[Group, Cell, Cell]]) -> str:
     others = sum(len(group) for group, _, _ in items) - 1
     return f" (and {others} more method(s))" if others else ""
+
+
+GENERIC_CALLERS = ("anonymous caller", "another principal in account", "a principal in another account")
+
+
+def access_lost(
+    before: Policy | None, after: Policy, api: ApiRef, allowed_roles: Sequence[str], methods: Sequence[Method]
+) -> list[tuple[str, Method, int]]:
+    """Who can invoke something under ``before`` and cannot (or only under some conditions) under ``after``:
+    (caller class, first method, how many more methods). The caller classes come from both policies, so a
+    principal that ``before`` names is judged by name."""
+    policies = [p for p in (before, after) if p is not None]
+    callers = caller_classes(api, allowed_roles, policies)
+    groups = method_groups(methods, api, policies)
+    was, now = access_matrix(before, api, groups, callers), access_matrix(after, api, groups, callers)
+    lost: dict[str, list[Method]] = {}
+    for caller in callers.classes:
+        for i, group in enumerate(groups):
+            if was.cells[(caller.name, i)].access == Access.ALLOWED != now.cells[(caller.name, i)].access:
+                lost.setdefault(caller.name, []).extend(group)
+    return [(name, methods_lost[0], len(methods_lost) - 1) for name, methods_lost in lost.items()]
 
 
 def check_policy(
