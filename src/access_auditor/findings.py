@@ -166,6 +166,8 @@ _code(
 )
 _code("TARGET_INVALID", S.HIGH, [C.AUDIT_ERROR], "a discovered API's tags do not make a valid target")
 _code("TAG_IGNORED", S.MEDIUM, [C.NOTE], "an API tagged for discovery that discovery.apis does not list")
+_code("STAGES_TAG_NARROWS", S.MEDIUM, [C.NOTE], "an API's stages tag leaves out one of its stages: tags narrow "
+      "nothing, so every stage is audited anyway")  # fmt: skip
 _code("DISCOVERY_FAILED", S.HIGH, [C.AUDIT_ERROR], "a region could not be swept for tagged APIs")
 _code("MEMBER_ROLE_UNAVAILABLE", S.HIGH, [C.AUDIT_ERROR], "an organization account's audit role could not be "
       "assumed (role missing, trust denied, region disabled): nothing in that account and region is audited")  # fmt: skip

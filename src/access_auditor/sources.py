@@ -4,7 +4,8 @@ by sweeping each account and region with GetRestApis (500 APIs, their policies a
 The tag convention (values are space-separated, because tag values cannot hold commas):
 
 * ``access-auditor:allowed-roles``: the role ARNs the API must answer to (opting the API in);
-* ``access-auditor:stages``: the stages to audit (default: API_STAGE from the defaults, else every stage);
+* ``access-auditor:stages``: narrows nothing: every stage is audited (or API_STAGE from the configuration
+  document's defaults), and a tag that leaves out a stage is a finding (STAGES_TAG_NARROWS);
 * ``access-auditor:health-path``: the health call's path (default: HEALTH_PATH from the defaults);
 * ``access-auditor:health-role``: the role (its path and name in the API's account, or its ARN) to sign the health call
   as, assumed from the auditor's own role (default: ASSUME_ROLE_ARN from the defaults, else the auditor's
@@ -132,16 +133,23 @@ def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, pl
             f"API {api.api_id} ({api.name}) carries {ALLOWED_ROLES_TAG} but discovery.apis does not list it, "
             "so its tags configure nothing; add it to the list or remove the tag")))  # fmt: skip
         return
+    # Which stages: the configuration document's (API_STAGE in its defaults), else every stage of the API.
+    # A tag never narrows them: whoever can tag the API could otherwise drop an open stage from the run.
     try:
-        stages = api.tags.get(STAGES_TAG, "").split() or (
-            [config.defaults["API_STAGE"]] if config.defaults.get("API_STAGE") else None
-        )
+        stages = [config.defaults["API_STAGE"]] if config.defaults.get("API_STAGE") else None
         if stages is None:
             stages = ports.control_plane(scope).stages(api.api_id)
     except AuditorError as exc:
         plan.problems.append((placeholder(scope, api.api_id), finding("AUDIT_ERROR",
             f"the stages of tagged API {api.api_id} could not be listed: {exc}")))  # fmt: skip
         return
+    tagged = api.tags.get(STAGES_TAG, "").split()
+    left_out = sorted(set(stages) - set(tagged)) if tagged else []
+    if left_out:
+        plan.problems.append((placeholder(scope, api.api_id), finding("STAGES_TAG_NARROWS",
+            f"API {api.api_id} ({api.name}) is tagged {STAGES_TAG}={' '.join(tagged)}, which leaves out "
+            f"{', '.join(left_out)}; every stage is audited anyway. Remove the tag, or name the stages in the "
+            "configuration document (API_STAGE) if some must really be left out")))  # fmt: skip
     for stage in stages:
         try:
             plan.targets.append(discovered_target(config, api.api_id, scope.region, scope.account,

@@ -57,10 +57,22 @@ def test_tagged_apis_become_targets_and_an_explicit_entry_wins(tmp_path: Path) -
     result = plan({**BASE, "CONFIG_FILE": str(document)}, planes)
     targets = {(t.api_id, t.stage): t for t in result.targets}
     # THEN the entry's expectation stands for api1; api2 has its tag's roles on every stage; api3 is not opted
-    # in; api4 has its tagged stage
+    # in; api4's stages tag narrows nothing: every stage is audited, and the tag is a finding
     assert targets[("api1", "prod")].allowed_roles == (ROLE,) and targets[("api1", "prod")].source == "config"
     assert targets[("api2", "prod")].allowed_roles == (ROLE, OTHER) and ("api2", "dev") in targets
-    assert ("api3", "prod") not in targets and ("api4", "live") in targets and not result.problems
+    assert ("api3", "prod") not in targets and {("api4", "prod"), ("api4", "dev")} <= set(targets)
+    assert [(t.api_id, f.code) for t, f in result.problems] == [("api4", "STAGES_TAG_NARROWS")]
+
+
+def test_a_stages_tag_cannot_drop_a_stage_from_the_run() -> None:
+    # GIVEN an insider tags the API access-auditor:stages=dev, leaving out prod (where the policy is open)
+    planes = {"us-east-1": SweptPlane([tagged("api1", ROLE, **{"access-auditor:stages": "dev"})]),
+              "eu-west-1": SweptPlane([])}  # fmt: skip
+    result = plan(BASE, planes)
+    # THEN prod is audited all the same, and the tag is reported, naming what it left out
+    assert sorted(t.stage for t in result.targets) == ["dev", "prod"]
+    [(_, narrowing)] = result.problems
+    assert narrowing.code == "STAGES_TAG_NARROWS" and "leaves out prod" in narrowing.message
 
 
 def test_the_allow_list_ignores_other_tags_and_a_bad_tag_is_one_finding() -> None:
