@@ -39,3 +39,39 @@ def test_a_stages_tag_does_not_take_an_open_stage_out_of_the_run(
     assert prod.drift and any(f.code == "ACCESS_WEAKENED" for f in prod.findings)
     narrowing = [f for r in results for f in r.findings if f.code == "STAGES_TAG_NARROWS"]
     assert narrowing and "leaves out prod" in narrowing[0].message
+
+
+def test_an_alarm_page_arrives_even_when_the_notifier_fails(harness: Harness) -> None:
+    # GIVEN the alarm topic, and a function whose enriched notification fails: the topic it was told to publish
+    # to (ALARM_TOPIC_ARN, which whoever may update the function's configuration can rewrite) does not exist
+    from moto.sns.models import sns_backends
+
+    from access_auditor.local_aws.alarms import alarm_arn, load_template, resolver, template_alarms
+    from access_auditor.local_aws.eventbridge import invoke_with
+    from access_auditor.local_aws.events import deliver_alarm_change, on_failure_destination, publish_to
+    from access_auditor.local_aws.invoke import TEMPLATE
+
+    topic = harness.aws.client("sns").create_topic(Name="pages")["TopicArn"]
+    sent = sns_backends[harness.aws.account][harness.aws.region].topics[topic].sent_notifications
+    template = load_template(TEMPLATE)
+    alarm = next(a for a in template_alarms(template) if a.name == "PolicyDriftAlarm")
+    rule = template["Resources"]["AuditorFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"][
+        "Pattern"
+    ]
+    pattern = resolver(
+        template, attributes={f"{a.name}.Arn": alarm_arn(a.name) for a in template_alarms(template)}
+    )(rule)
+    failing = invoke_with(harness.function_env(ALARM_TOPIC_ARN=topic + "-gone"))
+    # and the function's OnFailure destination as the template declares it
+    assert on_failure_destination(template, "AuditorFunction") == "AlarmTopic"
+    # WHEN PolicyDriftAlarm goes to ALARM
+    delivered = deliver_alarm_change(
+        alarm, "ALARM", "OK", pattern, failing, sent, publish_to(harness.aws.client("sns"), topic)
+    )
+    # THEN the function failed, and the page reached the topic all the same, naming the alarm
+    assert delivered is not None and delivered[0].error
+    assert (
+        len(sent) == 1
+        and "PolicyDriftAlarm" in sent[0][1]
+        and '"condition": "RetriesExhausted"' in sent[0][1]
+    )

@@ -100,6 +100,10 @@ def test_every_hub_metric_is_declared_and_every_hub_alarm_reaches_the_topic_one_
     ours |= {metric[1] for m in template_math_alarms(hub, stack=HUB_STACK) for metric, _ in m.inputs.values()}
     assert ours <= set(METRICS) and {"ShardsPlanned", "ShardReported"} <= ours
     names = [n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    # when the worker fails on an alarm's state change, Lambda's OnFailure destination takes the page to the topic
+    from access_auditor.local_aws.events import on_failure_destination
+
+    assert on_failure_destination(hub, "WorkerFunction") == "AlarmTopic"
     rule = resources["WorkerFunction"]["Properties"]["Events"]["AlarmRaised"]["Properties"]["Pattern"]
     pattern = resolver(hub, stack=HUB_STACK, attributes={f"{n}.Arn": alarm_arn(n) for n in names})(rule)
     per_api = {

@@ -283,6 +283,10 @@ def test_every_alarm_reaches_the_topic_directly_or_through_the_notifier() -> Non
                if template_alarm.metric in {c.metric for c in Category}}  # fmt: skip
     assert {n for n in alarms if matches(pattern, alarm_state_change(n, arns[n], "m", "n", {}, "ALARM", "OK", "r",
                                                                        "123456789012", "us-east-1"))} == per_api  # fmt: skip
+    # and when the notifier itself fails, Lambda's OnFailure destination still takes the page to the topic
+    from access_auditor.local_aws.events import on_failure_destination
+
+    assert on_failure_destination(template, "AuditorFunction") == "AlarmTopic"
 
 
 def test_changes_queue_one_batch_at_a_time_after_the_settle_delay() -> None:

@@ -25,7 +25,7 @@ from access_auditor.local_aws.alarms import (
     resolver,
     template_alarms,
 )
-from access_auditor.local_aws.events import deliver_alarm_change
+from access_auditor.local_aws.events import deliver_alarm_change, on_failure_destination, publish_to
 from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.invoke import TEMPLATE, Invocation, invoke_auditor
 from access_auditor.local_aws.sample import (
@@ -301,12 +301,18 @@ def _notifications(
     ]
     pattern = resolver(template, attributes={f"{a.name}.Arn": alarm_arn(a.name) for a in alarms})(rule)
     sent = sns_backends[world.aws.account][world.aws.region].topics[world.topic].sent_notifications
+    # Lambda's OnFailure destination, as the template declares it (the alarm topic)
+    on_failure = (
+        publish_to(world.aws.client("sns"), world.topic)
+        if on_failure_destination(template, "AuditorFunction") == "AlarmTopic"
+        else None
+    )
     failures = 0
     for alarm in alarms:
         before, after = world.states.get(alarm.name, "OK"), states[alarm.name]
         world.states[alarm.name] = after
         delivered = deliver_alarm_change(
-            alarm, after, before, pattern, invoke_with(world.function_env()), sent
+            alarm, after, before, pattern, invoke_with(world.function_env()), sent, on_failure
         )
         if after == before or delivered is None:
             continue

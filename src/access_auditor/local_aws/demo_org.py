@@ -18,7 +18,7 @@ from access_auditor.local_aws.alarms import (
     template_math_alarms,
 )
 from access_auditor.local_aws.event_source import EventSourceMapping
-from access_auditor.local_aws.events import deliver_alarm_change
+from access_auditor.local_aws.events import deliver_alarm_change, on_failure_destination, publish_to
 from access_auditor.local_aws.insights import run_query
 from access_auditor.local_aws.organization import (
     HUB_STACK,
@@ -172,5 +172,9 @@ def notify_raised(
     ]
     pattern = org.hub_value(rule, attributes={f"{a.name}.Arn": alarm_arn(a.name) for a in raised})
     sent = sns_backends[org.aws.account][org.aws.region].topics[topic].sent_notifications
-    delivered = [deliver_alarm_change(alarm, "ALARM", "OK", pattern, worker, sent) for alarm in raised]
+    on_failure = (publish_to(org.aws.client("sns"), topic)
+                  if on_failure_destination(org.hub, "WorkerFunction") == "AlarmTopic" else None)  # fmt: skip
+    delivered = [
+        deliver_alarm_change(alarm, "ALARM", "OK", pattern, worker, sent, on_failure) for alarm in raised
+    ]
     return [d[1] for d in delivered if d is not None and d[1] is not None]

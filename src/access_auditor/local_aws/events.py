@@ -6,7 +6,9 @@ delivers ("Alarm events and EventBridge")."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from access_auditor.local_aws.alarms import alarm_arn
@@ -85,11 +87,19 @@ def alarm_state_change(alarm: str, arn: str, metric: str, namespace: str, dimens
 
 
 def deliver_alarm_change(
-    alarm: Any, state: str, previous: str, pattern: dict[str, Any], function: Any, sent: list[Any]
+    alarm: Any,
+    state: str,
+    previous: str,
+    pattern: dict[str, Any],
+    function: Any,
+    sent: list[Any],
+    on_failure: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[Any, tuple[str, str] | None] | None:
     """EventBridge with the alarm's state change: None when ``pattern`` (the template's AlarmRaised rule) does
     not match it; else the function's answer and what it published to the topic (``sent``: moto's
-    ``sent_notifications`` of it), (subject, message) or None."""
+    ``sent_notifications`` of it), (subject, message) or None. EventBridge invokes the function
+    asynchronously, so when it fails, Lambda hands ``on_failure`` (the function's OnFailure destination) the
+    invocation record, the event included."""
     event = alarm_state_change(alarm.name, alarm_arn(alarm.name), alarm.metric,
                                alarm.namespace, dict(alarm.dimensions), state, previous,
                                f"Threshold Crossed: {alarm.metric} >= {alarm.threshold:g}", ACCOUNT, REGION)  # fmt: skip
@@ -97,7 +107,36 @@ def deliver_alarm_change(
         return None
     before = len(sent)
     answer = function(event)
+    error = getattr(answer, "error", None)
+    if error and on_failure is not None:
+        on_failure(failure_record(event, str(error)))
     if len(sent) == before:
         return answer, None
     _, message, subject, *_ = sent[-1]
     return answer, (str(subject or ""), str(message))
+
+
+def failure_record(event: dict[str, Any], error: str, function: str = "AuditorFunction") -> dict[str, Any]:
+    """What Lambda sends an asynchronous invocation's OnFailure destination ("Capturing records of Lambda
+    asynchronous invocations", Lambda developer guide): the request, its payload and the function's error."""
+    return {
+        "version": "1.0",
+        "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "requestContext": {"requestId": str(uuid.uuid4()), "condition": "RetriesExhausted", "approximateInvokeCount": 1,
+                           "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}:$LATEST"},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": error[:1000], "errorType": "Error"},
+    }  # fmt: skip
+
+
+def on_failure_destination(template: dict[str, Any], function: str) -> str | None:
+    """The logical id of the resource a function's EventInvokeConfig sends failed invocations to."""
+    config = template["Resources"][function]["Properties"].get("EventInvokeConfig") or {}
+    destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    return destination.get("Ref") if isinstance(destination, dict) else None
+
+
+def publish_to(sns: Any, topic_arn: str) -> Callable[[dict[str, Any]], None]:
+    """An SNS OnFailure destination: Lambda publishes the record as the message, as JSON."""
+    return lambda record: sns.publish(TopicArn=topic_arn, Message=json.dumps(record))
