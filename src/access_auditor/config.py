@@ -146,6 +146,7 @@ class HubConfig:
     queue_url: str  # SHARD_QUEUE_URL: where the planner sends one message per account and region
     region: str  # the hub's own region (Organizations, SQS, STS and DynamoDB are called there)
     cache_table: str = ""  # CACHE_TABLE: the DynamoDB table the workers share what they read through
+    cache_mac_key: str = ""  # CACHE_MAC_KEY: the KMS HMAC key that authenticates every entry of that table
 
 
 def load_hub_config(env: Mapping[str, str], *, planner: bool = False) -> HubConfig:
@@ -162,7 +163,11 @@ def load_hub_config(env: Mapping[str, str], *, planner: bool = False) -> HubConf
     table = env.get("CACHE_TABLE", "").strip()
     if table and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
         raise ConfigError(f"CACHE_TABLE: {table!r} is not a DynamoDB table name")
-    return HubConfig(role, accounts or None, excluded, queue, function_region(env), table)
+    mac_key = env.get("CACHE_MAC_KEY", "").strip()
+    if table and not mac_key.startswith("arn:"):
+        raise ConfigError(f"CACHE_MAC_KEY: {mac_key!r} is not a KMS key ARN; the shared table's entries must be "
+                          "authenticated, or whoever can write to it decides verdicts")  # fmt: skip
+    return HubConfig(role, accounts or None, excluded, queue, function_region(env), table, mac_key)
 
 
 def _accounts(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -22,7 +22,8 @@ from access_auditor import handler
 from access_auditor.audit import TargetResult, run_audit
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.credentials import StsCredentials
-from access_auditor.aws.dynamodb import DynamoTable
+from access_auditor.aws.dynamodb import AuthenticatedStore, DynamoTable
+from access_auditor.aws.kms import KmsMac
 from access_auditor.config import AuditConfig, HubConfig, load_hub_config
 from access_auditor.errors import ConfigError, CredentialsError
 from access_auditor.findings import finding
@@ -65,7 +66,9 @@ def _member_ports(key: tuple[Scope, float]) -> Ports:
     session = _hub_credentials().session_as(
         member_role_arn(scope.account, hub.member_role_name), scope.region
     )
-    store = DynamoTable(make_client("dynamodb", hub.region), hub.cache_table) if hub.cache_table else None
+    store = (AuthenticatedStore(DynamoTable(make_client("dynamodb", hub.region), hub.cache_table),
+                                KmsMac(make_client("kms", hub.region), hub.cache_mac_key))
+             if hub.cache_table else None)  # fmt: skip
     return build_ports(session, share, store)
 
 

@@ -207,3 +207,34 @@ def test_a_cold_environment_reads_what_another_environment_already_read(org: Loc
     (report,) = run.result["shards"]
     assert (report["outcome"], report["targets"]) == ("audited", 2)
     assert calls == Counter({"GetRestApis": 1, "GetStages": 2})
+
+
+def test_a_forged_shared_cache_entry_cannot_make_a_weakened_api_read_as_clean(org: LocalOrganization) -> None:
+    from access_auditor.local_aws.demo_org import weaken
+    from access_auditor.local_aws.sample import STAGE
+    from access_auditor.policy.expected import render_expected_policy
+
+    # GIVEN an API weakened and deployed in a member account
+    account = org.members[1]
+    api_id = weaken(org, account, 0)
+    api = next(a for a in org.apis[account] if a.api_id == api_id)
+    apigw = org.aws.client("apigateway", api.region, account=account)
+    deployment = apigw.get_stage(restApiId=api_id, stageName=STAGE)["deploymentId"]
+    # and an insider who may write to the hub's table writes what "the deployment serves": the expected policy
+    clean = json.dumps(
+        render_expected_policy(api, [f"arn:aws:iam::{account}:role/orders-app", org.member_role_arn(account)])
+    )
+    methods = [[STAGE, "GET", "/health", "AWS_IAM"]]
+    table = str(org.hub_value({"Ref": "SharedCache"}))
+    key = f"v2/deployment/{account}/{api.region}/{api_id}/{STAGE}/{deployment}"
+    for value in (json.dumps([None, clean, methods, None]),  # unauthenticated
+                  json.dumps({"expires": 2**40, "value": json.dumps([None, clean, methods, None]), "mac": "AAAA"})):  # fmt: skip
+        org.aws.client("dynamodb").put_item(TableName=table, Item={"pk": {"S": key}, "v": {"S": value}})
+        # WHEN the worker audits the shard
+        shard = Shard(account, api.region, dt.datetime.now(dt.UTC).replace(microsecond=0))
+        with worker_function(org) as worker:
+            run = worker(shard_event(shard))
+        audited = [line["audit"] for line in run.logs if line.get("message") == "target audited"]
+        # THEN the forged entry is a miss: the weakening is read from API Gateway and reported
+        weak = next(a for a in audited if a["apiId"] == api_id)
+        assert weak["drift"] and any(f["code"] == "ACCESS_WEAKENED" for f in weak["findings"]), value

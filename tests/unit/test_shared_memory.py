@@ -58,3 +58,48 @@ def test_an_entry_that_does_not_decode_is_a_miss() -> None:
     for broken in ("not json", "[1]", '{"a": 1}'):
         table.items[key] = broken
         assert shared_memory.deployments(table, scope).get(("abc123", "prod", "d1")) is None
+
+
+class LocalMac:
+    """An HMAC with a key only this object holds: KMS's GenerateMac / VerifyMac, in memory."""
+
+    def __init__(self) -> None:
+        import secrets
+
+        self._key = secrets.token_bytes(32)
+
+    def sign(self, message: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, mac: bytes) -> bool:
+        import hmac
+
+        return hmac.compare_digest(self.sign(message), mac)
+
+
+def test_only_entries_the_worker_authenticated_and_that_have_not_expired_are_read() -> None:
+    import json
+
+    from access_auditor.aws.dynamodb import TTL_S, AuthenticatedStore
+
+    table, now = Table(), [1_000_000.0]
+    store = AuthenticatedStore(table, LocalMac(), clock=lambda: now[0])
+    store.put("k1", "the truth")
+    assert store.get("k1") == "the truth"
+    entry = json.loads(table.items["k1"])
+    # an altered value, an entry moved to another key, one without a MAC, one from another key: all misses
+    table.items["k2"] = table.items["k1"]
+    assert store.get("k2") is None
+    table.items["k1"] = json.dumps({**entry, "value": "a lie"})
+    assert store.get("k1") is None
+    table.items["k1"] = json.dumps({"expires": entry["expires"], "value": "a lie"})
+    assert store.get("k1") is None
+    AuthenticatedStore(table, LocalMac(), clock=lambda: now[0]).put("k3", "forged")
+    assert store.get("k3") is None
+    # and an authentic entry stops counting once it expires, whatever the table's own TTL attribute says
+    store.put("k4", "old news")
+    now[0] += TTL_S + 1
+    assert store.get("k4") is None

@@ -3,11 +3,15 @@ environment read of an immutable deployment, or of saved methods, the others nee
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from access_auditor.aws.clients import call
+from access_auditor.aws.kms import Mac
 from access_auditor.errors import AuditorError
 
 log = logging.getLogger(__name__)
@@ -17,6 +21,46 @@ TTL_S = 14 * 24 * 3600  # entries nobody wrote again for two weeks expire (the t
 class SharedStore(Protocol):
     def get(self, key: str) -> str | None: ...
     def put(self, key: str, value: str) -> None: ...
+
+
+class AuthenticatedStore:
+    """A SharedStore whose entries carry their key, their expiry and a MAC over both and the value (KMS
+    GenerateMac). Whoever can write to the table cannot make an entry that verifies: a forged, moved,
+    altered or expired entry counts as a miss, so the control plane is read instead (it never decides a
+    verdict on its own say-so)."""
+
+    def __init__(self, store: SharedStore, mac: Mac, clock: Callable[[], float] = time.time) -> None:
+        self._store, self._mac, self._clock = store, mac, clock
+
+    def get(self, key: str) -> str | None:
+        raw = self._store.get(key)
+        if raw is None:
+            return None
+        try:
+            entry = json.loads(raw)
+            expires, value, mac = int(entry["expires"]), str(entry["value"]), base64.b64decode(entry["mac"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("a shared cache entry that is not ours was ignored (%s)", key)
+            return None
+        if expires < self._clock() or not self._mac.verify(_message(key, expires, value), mac):
+            log.warning("a shared cache entry that is expired or does not verify was ignored (%s)", key)
+            return None
+        return value
+
+    def put(self, key: str, value: str) -> None:
+        expires = int(self._clock()) + TTL_S
+        try:
+            mac = self._mac.sign(_message(key, expires, value))
+        except AuditorError as exc:
+            log.warning("a shared cache entry could not be authenticated, so it is not written (%s)", exc)
+            return
+        self._store.put(
+            key, json.dumps({"expires": expires, "value": value, "mac": base64.b64encode(mac).decode()})
+        )
+
+
+def _message(key: str, expires: int, value: str) -> bytes:
+    return json.dumps([key, expires, value]).encode()
 
 
 class DynamoTable:

@@ -37,6 +37,7 @@ class LocalOrganization:
     apis: dict[str, list[ApiRef]] = field(default_factory=dict)  # per member account
     hub: dict[str, Any] = field(default_factory=dict)  # the hub template, loaded
     inactive: dict[str, str] = field(default_factory=dict)  # accounts that are not ACTIVE -> their state
+    cache_mac_key: str = ""  # the ARN of the HMAC key that authenticates the shared cache's entries
 
     def hub_value(
         self, value: Any, overrides: dict[str, str] | None = None, attributes: dict[str, str] | None = None
@@ -48,7 +49,8 @@ class LocalOrganization:
         names = {"ShardQueue.Arn": f"arn:aws:sqs:{where}:shards",
                  "SharedCache.Arn": f"arn:aws:dynamodb:{where}:table/SharedCache",
                  "AlarmTopicKey.Arn": f"arn:aws:kms:{where}:key/local",
-                 "WorkerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-worker"}  # fmt: skip
+                 "WorkerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-worker",
+                 "CacheMacKey.Arn": self.cache_mac_key}  # fmt: skip
         return resolver(self.hub, params, HUB_STACK, {**names, **(attributes or {})})(value)
 
     def member_role_arn(self, account: str) -> str:
@@ -131,6 +133,10 @@ def create_organization(
     worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
     org.worker_role_arn = _create_role(aws, aws.account, worker)
     org.member_role_name = str(org.hub_value({"Ref": "MemberRoleName"}))
+    mac_key = hub["Resources"]["CacheMacKey"]["Properties"]
+    org.cache_mac_key = aws.client("kms").create_key(
+        KeySpec=mac_key["KeySpec"], KeyUsage=mac_key["KeyUsage"]
+    )["KeyMetadata"]["Arn"]
     table = hub["Resources"]["SharedCache"]["Properties"]  # named as the template's Ref resolves it locally
     aws.client("dynamodb").create_table(TableName=str(org.hub_value({"Ref": "SharedCache"})), BillingMode=table["BillingMode"],
                                         AttributeDefinitions=table["AttributeDefinitions"], KeySchema=table["KeySchema"])  # fmt: skip
