@@ -33,6 +33,7 @@ from access_auditor.org import (
     Shard,
     ShardReport,
     member_role_arn,
+    outside_plan,
     plan_shards,
     report_shard,
     shard_config,
@@ -153,6 +154,22 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
         metrics.flush_metrics()
         return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in records]}
+    try:
+        members = _members(hub)
+    except Exception as exc:  # the plan cannot be checked: nothing is audited on a message's say-so
+        logger.error("the organization's accounts could not be listed; the shards go back to the queue",
+                     extra={"error": redact(f"{type(exc).__name__}: {exc}")})  # fmt: skip
+        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+        return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in records]}
+    now = dt.datetime.now(dt.UTC)
+    regions = config.discovery.regions if config.discovery else ()
+    for mid, shard in list(shards.items()):
+        why = outside_plan(shard, regions, hub.excluded, members, now)
+        if why:  # not the planner's: refused, never audited nor counted in ShardReported; its DLQ alarms
+            logger.error("a shard outside the plan was refused", extra={"shard": shard.key, "reason": why})
+            del shards[mid]
+            failures.append(mid)
     budget_s = handler.run_budget_s(config, context)
     done: dict[str, tuple[ShardReport, list[TargetResult]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_SHARDS_AT_ONCE, len(shards)))) as pool:
@@ -182,6 +199,23 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.flush_metrics()
     return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures],
             "shards": [report.as_dict() for report, _ in done.values()]}  # fmt: skip
+
+
+_accounts_read: dict[str, tuple[float, frozenset[str]]] = {}
+ACCOUNTS_FRESH_S = 300.0  # the organization's active accounts, listed at most every 5 minutes per environment
+
+
+def _members(hub: HubConfig) -> frozenset[str]:
+    """The accounts a shard may name: the static list, else the organization's ACTIVE accounts."""
+    if hub.accounts is not None:
+        return frozenset(hub.accounts)
+    known = _accounts_read.get("accounts")
+    if known is None or time.monotonic() - known[0] > ACCOUNTS_FRESH_S:
+        from access_auditor.aws.organizations import list_accounts
+
+        known = time.monotonic(), frozenset(list_accounts(make_client("organizations", hub.region)).active)
+        _accounts_read["accounts"] = known
+    return known[1]
 
 
 def audit_shard(

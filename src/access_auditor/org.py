@@ -20,7 +20,15 @@ from access_auditor.config import AuditConfig, Discovery
 from access_auditor.errors import ConfigError
 from access_auditor.findings import Category
 
-__all__ = ["Shard", "ShardReport", "member_role_arn", "plan_shards", "report_shard", "shard_config"]
+__all__ = [
+    "Shard",
+    "ShardReport",
+    "member_role_arn",
+    "outside_plan",
+    "plan_shards",
+    "report_shard",
+    "shard_config",
+]
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -70,6 +78,27 @@ def plan_shards(
     skip = set(excluded)
     chosen = sorted({a for a in accounts if a not in skip})
     return [Shard(account, region, cycle) for account in chosen for region in regions]
+
+
+MAX_SHARD_AGE = dt.timedelta(hours=2)  # 3 receives x the 30-minute visibility timeout, and some slack
+MAX_CLOCK_SKEW = dt.timedelta(minutes=1)
+
+
+def outside_plan(
+    shard: Shard, regions: Sequence[str], excluded: Iterable[str], members: Iterable[str], now: dt.datetime
+) -> str | None:
+    """Why a shard is not one the planner could have planned (None: it could): an account that is not an
+    active member of the organization, or that is excluded; a region not configured; a cycle from the future
+    or older than a shard can live in the queue. Such a message is refused, never audited or counted."""
+    if shard.account not in set(members):
+        return f"account {shard.account} is not an active account of the organization"
+    if shard.account in set(excluded):
+        return f"account {shard.account} is excluded"
+    if shard.region not in regions:
+        return f"region {shard.region} is not one of the configured regions ({', '.join(regions)})"
+    if shard.cycle > now + MAX_CLOCK_SKEW or now - shard.cycle > MAX_SHARD_AGE:
+        return f"cycle {shard.cycle.strftime(CYCLE_FORMAT)} is not a cycle the planner could have planned now"
+    return None
 
 
 def member_role_arn(account: str, role_name: str, partition: str = "aws") -> str:

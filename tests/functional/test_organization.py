@@ -27,7 +27,13 @@ from access_auditor.org import Shard
 @pytest.fixture(scope="module")
 def org() -> Iterator[LocalOrganization]:
     with LocalAws() as aws:
-        yield create_organization(aws, members=2, per_region=2)
+        # the regions the tests below audit must be the hub's: a shard for any other region is outside the plan
+        yield create_organization(
+            aws,
+            members=2,
+            per_region=2,
+            regions=("us-east-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1"),
+        )
 
 
 def audit_shard(org: LocalOrganization, account: str, region: str) -> dict[str, Any]:
@@ -238,3 +244,25 @@ def test_a_forged_shared_cache_entry_cannot_make_a_weakened_api_read_as_clean(or
         # THEN the forged entry is a miss: the weakening is read from API Gateway and reported
         weak = next(a for a in audited if a["apiId"] == api_id)
         assert weak["drift"] and any(f["code"] == "ACCESS_WEAKENED" for f in weak["findings"]), value
+
+
+def test_a_shard_the_planner_could_not_have_planned_is_refused_and_never_counted(
+    org: LocalOrganization,
+) -> None:
+    # GIVEN a batch holding a real shard and three forged ones: an account outside the organization, the excluded
+    # management account, and a cycle from yesterday
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    real = Shard(org.members[0], "us-east-1", now)
+    forged = [Shard("999999999999", "us-east-1", now), Shard(org.management, "us-east-1", now),
+              Shard(org.members[1], "us-east-1", now - dt.timedelta(days=1))]  # fmt: skip
+    with worker_function(org) as worker:
+        run = worker(shard_event(real, *forged))
+    # THEN only the real shard is audited and counted; each forged one is a batch item failure, said why
+    assert run.error is None
+    assert [s["account"] for s in run.result["shards"]] == [real.account]
+    assert {f["itemIdentifier"] for f in run.result["batchItemFailures"]} == {"m-1", "m-2", "m-3"}
+    assert sum(sum(p.values) for p in run.points if p.metric == "ShardReported") == 1
+    refused = [
+        line["reason"] for line in run.logs if line.get("message") == "a shard outside the plan was refused"
+    ]
+    assert len(refused) == 3 and any("not an active account" in r for r in refused)

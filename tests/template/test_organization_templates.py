@@ -178,3 +178,34 @@ def test_the_built_worker_audits_a_shard_under_the_runtime_interpreter(
     assert run.error is None, run.error
     (report,) = run.result["shards"]
     assert (report["outcome"], report["targets"]) == ("audited", 2)
+
+
+def test_only_the_planner_plans_and_the_worker_assumes_roles_only_in_the_organization() -> None:
+    resources = load_template(HUB_TEMPLATE)["Resources"]
+    # the shard queue refuses every sender but the planner's role, whatever their own IAM policies allow
+    [deny] = resources["ShardQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["PlannerRole", "Arn"]}}}
+    assert resources["PlannerFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["PlannerRole", "Arn"]}
+    # the planner writes its own log group only; the worker assumes member roles only in the organization
+    planner = resources["PlannerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    logs = next(s for s in planner if isinstance(s, dict) and s.get("Sid") == "WriteOwnLogs")
+    assert logs["Resource"] == {"Fn::Sub": "${PlannerLogGroup.Arn}:*"}
+    worker = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assume = next(s for s in worker if isinstance(s, dict) and s.get("Sid") == "AssumeMemberAuditRoles")
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
+    # and the shared table and its MAC key admit the worker role alone
+    table = resources["SharedCache"]["Properties"]
+    [only] = table["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    assert only["Effect"] == "Deny" and only["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["WorkerRole", "Arn"]}}
+    }
+    assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["CacheKey", "Arn"]}
+    key = resources["CacheMacKey"]["Properties"]["KeyPolicy"]["Statement"]
+    users = [
+        s
+        for s in key
+        if {"kms:GenerateMac", "kms:VerifyMac"}
+        & set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert [u["Principal"] for u in users] == [{"AWS": {"Fn::GetAtt": ["WorkerRole", "Arn"]}}]

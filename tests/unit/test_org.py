@@ -82,3 +82,21 @@ def test_the_hub_reads_a_static_list_or_asks_organizations() -> None:
         {**base, "ORG_ACCOUNTS": "111122223333, 444455556666", "EXCLUDED_ACCOUNTS": "444455556666"}
     )
     assert listed.accounts == ("111122223333", "444455556666") and listed.excluded == ("444455556666",)
+
+
+def test_only_a_shard_the_planner_could_have_planned_is_inside_the_plan() -> None:
+    from access_auditor.org import MAX_SHARD_AGE, outside_plan
+
+    now = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+    members, regions = {"111122223333", "444455556666"}, ("us-east-1",)
+
+    def why(account: str = "111122223333", region: str = "us-east-1", cycle: dt.datetime = now) -> str | None:
+        return outside_plan(Shard(account, region, cycle), regions, ["444455556666"], members, now)
+
+    assert why() is None and why(cycle=now - MAX_SHARD_AGE + dt.timedelta(seconds=1)) is None
+    assert "not an active account" in str(why("999999999999"))
+    assert "excluded" in str(why("444455556666"))
+    assert "region eu-west-1" in str(why(region="eu-west-1"))
+    assert "cycle" in str(why(cycle=now + dt.timedelta(minutes=5))) and "cycle" in str(
+        why(cycle=now - MAX_SHARD_AGE - dt.timedelta(seconds=1))
+    )

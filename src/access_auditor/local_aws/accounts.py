@@ -4,7 +4,8 @@
   policy does not admit the caller, and, across accounts, when the caller's own policies do not allow
   sts:AssumeRole on it ("IAM roles: granting a user permissions to switch roles"). moto alone hands out
   credentials for any ARN. The decision uses the gateway's own policy reader (``access``), with
-  aws:PrincipalArn, aws:PrincipalAccount and aws:PrincipalOrgID (the caller's organization) in the context.
+  aws:PrincipalArn, aws:PrincipalAccount and aws:PrincipalOrgID (the caller's organization), and
+  aws:ResourceOrgID (the role's account's organization) for the caller's own policies, in the context.
   Same-account callers are judged by the trust policy alone, and the admin keys the tests and the demo
   build the world with act as the default account's root;
 * Organizations answers with ``State`` only: ``Status`` was retired on 2026-09-09 (the SDK model's note on
@@ -88,7 +89,11 @@ def refusal(access_key: str, role_arn: str) -> str | None:
         return denied
     if caller.account != parts[4] and caller.arn != f"arn:aws:iam::{caller.account}:root":
         documents = [json.loads(unquote(doc)) for doc in policies]
-        if not access.identity_grants(documents, caller, role_arn, access.ASSUME_ROLE):
+        # aws:ResourceOrgID: the organization of the account that owns the role (IAM global condition keys).
+        resource_org = organization_of(parts[4])
+        asking = access.Caller(caller.arn, caller.account, caller.session,
+                               {**caller.keys, **({"aws:resourceorgid": resource_org} if resource_org else {})})  # fmt: skip
+        if not access.identity_grants(documents, asking, role_arn, access.ASSUME_ROLE):
             return denied
     return None
 

@@ -38,6 +38,7 @@ class LocalOrganization:
     hub: dict[str, Any] = field(default_factory=dict)  # the hub template, loaded
     inactive: dict[str, str] = field(default_factory=dict)  # accounts that are not ACTIVE -> their state
     cache_mac_key: str = ""  # the ARN of the HMAC key that authenticates the shared cache's entries
+    planner_role_arn: str = ""
 
     def hub_value(
         self, value: Any, overrides: dict[str, str] | None = None, attributes: dict[str, str] | None = None
@@ -50,7 +51,8 @@ class LocalOrganization:
                  "SharedCache.Arn": f"arn:aws:dynamodb:{where}:table/SharedCache",
                  "AlarmTopicKey.Arn": f"arn:aws:kms:{where}:key/local",
                  "WorkerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-worker",
-                 "CacheMacKey.Arn": self.cache_mac_key}  # fmt: skip
+                 "CacheMacKey.Arn": self.cache_mac_key,
+                 "PlannerLogGroup.Arn": f"arn:aws:logs:{where}:log-group:/aws/lambda/{HUB_STACK}-planner"}  # fmt: skip
         return resolver(self.hub, params, HUB_STACK, {**names, **(attributes or {})})(value)
 
     def member_role_arn(self, account: str) -> str:
@@ -67,7 +69,8 @@ class LocalOrganization:
         variables = self.hub_value(self.hub["Resources"][function]["Properties"]["Environment"]["Variables"],
                                    {"ExcludedAccounts": self.management})  # fmt: skip
         env = {name: str(value) for name, value in variables.items()}
-        return {**self.aws.env, **lambda_credentials(self.worker_role_arn, function), **env,
+        role = self.planner_role_arn if function == "PlannerFunction" else self.worker_role_arn
+        return {**self.aws.env, **lambda_credentials(role, function), **env,
                 "AWS_ENDPOINT_URL_EXECUTE_API": self.aws.gateway.url, **extra}  # fmt: skip
 
     def shard_queue(
@@ -132,6 +135,9 @@ def create_organization(
     org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub, inactive=states)
     worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
     org.worker_role_arn = _create_role(aws, aws.account, worker)
+    org.planner_role_arn = _create_role(
+        aws, aws.account, org.hub_value(hub["Resources"]["PlannerRole"]["Properties"])
+    )
     org.member_role_name = str(org.hub_value({"Ref": "MemberRoleName"}))
     mac_key = hub["Resources"]["CacheMacKey"]["Properties"]
     org.cache_mac_key = aws.client("kms").create_key(
