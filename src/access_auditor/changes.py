@@ -15,8 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-
 API_CALL = "AWS API Call via CloudTrail"
 # The writes that can change who may invoke a stage: the API and its policy, deployments and stages (which
 # deployment a stage serves), methods and resources (authorization), custom-domain mappings (which stage a
@@ -109,6 +107,10 @@ def _nesting(text: str) -> int:
 def api_change(raw: dict[str, Any]) -> ApiChange | None:
     """The REST API change an EventBridge event reports, or None (another kind of event, a failed call, an
     HTTP or WebSocket API, a call that names no API)."""
+    from aws_lambda_powertools.utilities.data_classes import (
+        EventBridgeEvent,  # here: the audit path never needs it
+    )
+
     event = EventBridgeEvent(raw)
     if raw.get("source") != "aws.apigateway" or raw.get("detail-type") != API_CALL:
         return None

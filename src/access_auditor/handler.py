@@ -15,8 +15,30 @@ from access_auditor.audit import Ports, run_audit
 from access_auditor.config import AuditConfig, function_region, load_config, load_notify_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
-from access_auditor.redact import redact, redact_logging
+from access_auditor.redact import redact
 from access_auditor.wiring import build_ports
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record where it is handled, before any formatter sees it: its message with its arguments,
+    and its traceback (kept as text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def redact_logging(*loggers: logging.Logger) -> None:
+    """Every record that reaches a handler of the root logger or of ``loggers`` is redacted (idempotent)."""
+    for source in (logging.getLogger(), *loggers):
+        for handler in source.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):

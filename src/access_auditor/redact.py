@@ -7,11 +7,10 @@ access keys and session tokens named as such, bare long opaque tokens, and SigV4
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any, TextIO
 
-__all__ = ["REDACTED", "RedactingFilter", "RedactingStream", "redact", "redact_logging"]
+__all__ = ["REDACTED", "RedactingStream", "redact"]
 
 REDACTED = "<redacted>"
 _B64 = r"(?:[A-Za-z0-9/+]|%2[BbFf])"  # a base64 character, or its URL encoding (+ and /)
@@ -42,28 +41,6 @@ def redact(text: str) -> str:
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text
-
-
-class RedactingFilter(logging.Filter):
-    """Redacts a record where it is handled, before any formatter sees it: its message with its arguments,
-    and its traceback (kept as text)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = redact(record.getMessage()), None
-        if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
-
-
-def redact_logging(*loggers: logging.Logger) -> None:
-    """Every record that reaches a handler of the root logger or of ``loggers`` is redacted (idempotent)."""
-    for source in (logging.getLogger(), *loggers):
-        for handler in source.handlers:
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(RedactingFilter())
 
 
 class RedactingStream:
