@@ -15,7 +15,7 @@ import requests
 
 from access_auditor.aws.accessanalyzer import AnalyzerPort
 from access_auditor.aws.apigateway import ControlPlane, StageState, SweptApi
-from access_auditor.aws.cloudtrail import EVENT_HISTORY, POLICY_EVENTS, Change, ChangeHistory
+from access_auditor.aws.cloudtrail import DELIVERY_LAG, EVENT_HISTORY, POLICY_EVENTS, Change, ChangeHistory
 from access_auditor.aws.credentials import CredentialSource
 from access_auditor.aws.pacing import QuotaWait
 from access_auditor.config import AuditConfig, Target
@@ -179,7 +179,11 @@ class Observation:
         known = self.ports.memory.inferences.get(key)
         if known is None:
             known, lasting = self._infer(stage, saved, problem.reason)
-            if lasting:  # a CloudTrail failure is asked again next run
+            # Kept only once CloudTrail has had time to deliver a write made just before this saved policy was
+            # first seen; until then it is asked again every run (a write it has not delivered yet would
+            # otherwise let a saved fix pass for the live policy for as long as the function stays warm).
+            first = self.ports.memory.pending_seen.setdefault(("inference", *key), time.time())
+            if lasting and time.time() - first > DELIVERY_LAG.total_seconds():
                 self.ports.memory.inferences[key] = known
         return known
 
