@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,38 @@ def test_an_api_that_cannot_be_exported_with_cloudtrail_off_says_so_rather_than_
 ) -> None:
     result = audit(xml_model, monkeypatch, CLOUDTRAIL_LOOKUP="false")
     assert "CloudTrail lookups are off" in codes(result)["LIVE_POLICY_UNKNOWN"] and not result.audit_error
+
+
+def test_an_inference_is_asked_again_until_cloudtrail_has_had_time_to_deliver(
+    xml_model: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    config = load_config(xml_model.in_process(monkeypatch))
+    ports = build_ports()
+    asked: list[str] = []
+
+    class Counting:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def latest_change(self, *args: Any) -> Any:
+            asked.append(args[0])
+            return self._inner.latest_change(*args)
+
+        def changes_since(self, *args: Any) -> Any:
+            return self._inner.changes_since(*args)
+
+    original = ports.history
+    assert original is not None
+    counted = dataclasses.replace(ports, history=lambda scope: Counting(original(scope)))
+    # WHEN the auditor runs twice within CloudTrail's delivery delay, then twice after it
+    for _ in range(2):
+        run_audit(config, counted, budget_s=30)
+    within = len(asked)
+    for key in counted.memory.pending_seen:
+        counted.memory.pending_seen[key] -= 16 * 60
+    for _ in range(2):
+        run_audit(config, counted, budget_s=30)
+    # THEN it asked CloudTrail every run at first, and once more after the delay, then kept the answer
+    assert within == 2 and len(asked) == 3
