@@ -253,12 +253,14 @@ def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | N
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    """What an alarm notification needs: the topic, the function's log group, the alarms' period."""
+    """What a notification needs: the topic, the function's log group, the alarms' period, and the
+    configuration document's parameter (whose every change pages)."""
 
     topic_arn: str
     log_group: str
     period_s: int
     region: str
+    config_parameter: str = ""  # CONFIG_PARAMETER
 
 
 def function_region(env: Mapping[str, str]) -> str:
@@ -279,7 +281,7 @@ def load_notify_config(env: Mapping[str, str]) -> NotifyConfig:
     if not group:
         raise ConfigError("AWS_LAMBDA_LOG_GROUP_NAME is not set: the log group the notifications query")
     period = int(_number(env, "ALARM_PERIOD_SECONDS", 300, maximum=86400, integer=True))
-    return NotifyConfig(topic, group, period, function_region(env))
+    return NotifyConfig(topic, group, period, function_region(env), env.get("CONFIG_PARAMETER", "").strip())
 
 
 def discovered_target(

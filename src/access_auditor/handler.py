@@ -87,6 +87,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     a failed call, drift or an unreadable API is reported in the result, the logs and the metrics."""
     if isinstance(event, dict) and event.get("source") == "aws.cloudwatch":
         return notify_alarm(event, context)
+    if isinstance(event, dict) and event.get("source") == "aws.ssm":
+        return notify_config_change(event)
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return _changes(event, context)
     if isinstance(event, dict) and event.get("correlationId"):
@@ -145,6 +147,21 @@ def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise
     logger.info("alarm notification published", extra={"alarm": change.alarm, "subject": subject})
     return {"ok": True, "notified": True, "subject": subject}
+
+
+def notify_config_change(event: dict[str, Any]) -> dict[str, Any]:
+    """The configuration document's parameter changed (the ConfigChanged rule): page the topic. A failure
+    raises, so Lambda's OnFailure destination still takes the event to the topic."""
+    from access_auditor.aws.clients import make_client
+    from access_auditor.notify import config_change
+
+    config = load_notify_config(os.environ)
+    page = config_change(event, config.config_parameter)
+    if page is None:
+        return {"ok": True, "notified": False}
+    make_client("sns", config.region).publish(TopicArn=config.topic_arn, Subject=page[0], Message=page[1])
+    logger.warning("the configuration document changed", extra={"subject": page[0]})
+    return {"ok": True, "notified": True, "subject": page[0]}
 
 
 def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -133,6 +133,8 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     could not finish (a bug, a configuration error) goes back to the queue; its dead-letter queue alarms."""
     if isinstance(event, dict) and event.get("source") == "aws.cloudwatch":
         return handler.notify_alarm(event, context)
+    if isinstance(event, dict) and event.get("source") == "aws.ssm":
+        return handler.notify_config_change(event)
     from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
     records = list(SQSEvent(event).records)

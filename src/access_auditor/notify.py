@@ -125,3 +125,29 @@ def notify(
     subject, message = compose(change, rows, problem)
     publish(subject, message)
     return subject, message
+
+
+CONFIG_CHANGE = "Parameter Store Change"  # EventBridge's detail-type for an SSM parameter's change
+
+
+def config_change(event: dict[str, Any], watched: str) -> tuple[str, str] | None:
+    """(subject, message) for a change of the configuration document's parameter ``watched`` (EventBridge's
+    "Parameter Store Change": Create, Update, Delete, LabelParameterVersion), or None for any other event.
+    Whoever can rewrite the document can change, or silence, what is audited, so every change pages."""
+    detail = event.get("detail")
+    if (
+        event.get("source") != "aws.ssm"
+        or event.get("detail-type") != CONFIG_CHANGE
+        or not isinstance(detail, dict)
+    ):
+        return None
+    name = str(detail.get("name") or "")
+    if not watched or name.lstrip("/") != watched.lstrip("/"):
+        return None
+    operation = "".join(c for c in str(detail.get("operation") or "a change") if c.isalnum())[:40]
+    subject = f"CONFIG CHANGED: {operation} of {watched}"[:100]  # SNS subjects are at most 100 characters
+    message = (f"The auditor's configuration document {watched} had {operation} at {event.get('time')}, in account "
+               f"{event.get('account')} ({event.get('region')}). Whoever can rewrite it can change or silence what "
+               "is audited: review the change (CloudTrail's PutParameter or DeleteParameter event names who made "
+               "it), and restore the reviewed document if it was not one.")  # fmt: skip
+    return subject, message

@@ -75,3 +75,24 @@ def test_an_alarm_page_arrives_even_when_the_notifier_fails(harness: Harness) ->
         and "PolicyDriftAlarm" in sent[0][1]
         and '"condition": "RetriesExhausted"' in sent[0][1]
     )
+
+
+def test_a_rewritten_configuration_document_pages(harness: Harness) -> None:
+    # GIVEN the function watches its configuration document, and an insider rewrites it to silence the audit
+    from moto.sns.models import sns_backends
+
+    from access_auditor.local_aws.eventbridge import invoke_with
+    from tests.fixtures import recorded
+
+    topic = harness.aws.client("sns").create_topic(Name="config-pages")["TopicArn"]
+    sent = sns_backends[harness.aws.account][harness.aws.region].topics[topic].sent_notifications
+    event = recorded("ssm_parameter_store_change")["event"]
+    event = {**event, "resources": [event["resources"][0].replace("/foo", "/apigw/fleet")],
+             "detail": {**event["detail"], "name": "/apigw/fleet", "operation": "Update"}}  # fmt: skip
+    function = invoke_with(harness.function_env(ALARM_TOPIC_ARN=topic, CONFIG_PARAMETER="/apigw/fleet"))
+    # WHEN EventBridge hands the function the change
+    run = function(event)
+    # THEN the topic is paged, naming the document and the operation
+    assert run.error is None and run.result["notified"]
+    [(_, message, subject, *_)] = sent
+    assert subject == "CONFIG CHANGED: Update of /apigw/fleet" and "silence" in message

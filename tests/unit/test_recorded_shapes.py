@@ -240,3 +240,36 @@ def test_a_number_too_long_for_python_leaves_the_policy_unreadable_not_the_expor
     )
     with pytest.raises(PolicyParseError, match="4300 digits"):
         parse_policy_text(str(state.deployed.policy))
+
+
+SSM_CHANGE = recorded("ssm_parameter_store_change")
+
+
+@pytest.mark.parametrize("template", ["template.yaml", "organization/hub.yaml"])
+def test_every_change_of_the_configuration_document_pages(template: str) -> None:
+    from pathlib import Path
+
+    from access_auditor.local_aws.alarms import load_template, resolver
+    from access_auditor.local_aws.events import matches
+    from access_auditor.notify import config_change
+
+    # GIVEN the documented Parameter Store Change event, for the parameter the stack watches
+    event = SSM_CHANGE["event"]
+    doc = load_template(Path(__file__).resolve().parents[2] / template)
+    function = "AuditorFunction" if template == "template.yaml" else "WorkerFunction"
+    rule = doc["Resources"][function]["Properties"]["Events"]["ConfigChanged"]["Properties"]["Pattern"]
+    overrides = {
+        "ConfigParameterName": "/foo",
+        "AWS::Region": event["region"],
+        "AWS::AccountId": event["account"],
+    }
+    pattern = resolver(doc, overrides)(rule)
+    # THEN the rule delivers it, every operation pages naming it, and another parameter's change does not
+    assert matches(pattern, event)
+    assert not matches(
+        pattern, {**event, "resources": ["arn:aws:ssm:us-east-1:123456789012:parameter/other"]}
+    )
+    for operation in SSM_CHANGE["operations"]:
+        page = config_change({**event, "detail": {**event["detail"], "operation": operation}}, "/foo")
+        assert page is not None and operation in page[0] and "/foo" in page[0]
+    assert config_change(event, "/other") is None
