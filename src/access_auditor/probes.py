@@ -179,6 +179,12 @@ def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding
         code = "UNSIGNED_CALL_ALLOWED" if who == "unsigned" else "OUTSIDER_CALL_ALLOWED"
         return True, finding(code, f"{label} to {url} was answered {result.status}: someone other than the allowed role "
                              "can invoke the live API. Restore the expected policy and deploy the stage now.")  # fmt: skip
+    if result.refused and result.status is not None and 200 <= result.status < 300:
+        # A 2xx that names a refusal: a gateway response customised to 2xx, or an integration that sets
+        # x-amzn-ErrorType itself. Either way the probe proves nothing; the verdict on the policy decides.
+        return False, finding("PROBE_INCONCLUSIVE", f"{label} to {url} was answered {result.status} naming a refusal "
+                              f"({result.error_type}): a gateway response customised to {result.status}, or an integration "
+                              "setting the header itself; the probe proves nothing either way")  # fmt: skip
     if who == "unsigned" and (result.missing_token or result.denied):
         return False, None
     if who == "outsider" and result.denied and not result.implicit_deny:

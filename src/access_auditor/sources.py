@@ -68,7 +68,7 @@ def plan_targets(
         scopes = {scope: None for scope in scopes if scope in wanted}
     for scope in scopes:
         if only is None:
-            _method_writes(config, ports, scope, plan)
+            _writes(config, ports, scope, plan)
         try:
             apis = ports.control_plane(scope).sweep()
         except AuditorError as exc:
@@ -94,7 +94,7 @@ def plan_targets(
     return plan
 
 
-def _method_writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) -> None:
+def _writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) -> None:
     """Which APIs' methods or policies were written since the last look (CloudTrail, one LookupEvents per
     event name for the whole region): only those re-read their saved methods, and each API's newest policy
     write is kept for the check of what the export carries. The first run of a warm function reads every

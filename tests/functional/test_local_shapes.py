@@ -97,3 +97,28 @@ def test_local_cloudtrail_records_are_shaped_as_real_ones(harness: Harness) -> N
     assert create["requestParameters"]["createDeploymentInput"]["description"] == "shapes"
     assert create["responseElements"]["self"]["restApiId"] == api_id
     assert create["responseElements"]["id"] == deployment["id"]
+
+
+def test_local_gateway_responses_are_shaped_as_real_ones(harness: Harness) -> None:
+    # The local AWS (moto) lists only the customised types; AWS lists every type, defaults marked. The product
+    # reads defaultResponse, so both read the same; each local item has the recorded shape.
+    shape = recorded("apigateway_gateway_responses")
+    keys = set().union(*(item.keys() for item in shape["answer"]["items"]))
+    apigw, api_id = harness.aws.client("apigateway"), harness.sample.api_id
+    apigw.put_gateway_response(restApiId=api_id, responseType="ACCESS_DENIED", statusCode="200")
+    try:
+        items = apigw.get_gateway_responses(restApiId=api_id)["items"]
+    finally:
+        apigw.delete_gateway_response(restApiId=api_id, responseType="ACCESS_DENIED")
+    assert items and all(set(item) <= keys and item["defaultResponse"] is False for item in items)
+
+
+def test_the_local_on_failure_record_is_shaped_as_lambda_s() -> None:
+    from access_auditor.local_aws.events import failure_record
+
+    theirs = recorded("lambda_async_failure_record")["record"]
+    ours = failure_record({"source": "aws.cloudwatch"}, "boom")
+    assert set(ours) == set(theirs)
+    for part in ("requestContext", "responseContext"):
+        assert set(ours[part]) == set(theirs[part])
+    assert ours["requestContext"]["condition"] == theirs["requestContext"]["condition"]

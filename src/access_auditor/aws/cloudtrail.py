@@ -86,24 +86,25 @@ class CloudTrail:
         """(the newest successful write of ``event_names`` to ``api_id`` at or after ``since``, whether every
         event of the API since then was searched). Looked up by the API's own id (``ResourceName``), so that
         no other API's writes can push it out of reach; at most API_PAGES pages."""
-        seen = 0
-        for event in self._events(("ResourceName", api_id), since, API_PAGES):
-            seen += 1
-            if event.get("EventName") in event_names:
-                found = _change(event, since)
-                if found is not None and found.api_id == api_id:
-                    return found, True
-        return None, seen < API_PAGES * 50
+        found, complete = self.writes_to(api_id, since, event_names, first=True)
+        return (found[0] if found else None), complete or bool(found)
 
-    def writes_to(self, api_id: str, since: dt.datetime) -> tuple[list[Change], bool]:
-        """(every successful write to ``api_id`` at or after ``since``, newest first; whether every event of
-        the API since then was searched), by the API's own id, at most API_PAGES pages."""
+    def writes_to(
+        self, api_id: str, since: dt.datetime, event_names: Sequence[str] | None = None, first: bool = False
+    ) -> tuple[list[Change], bool]:
+        """(the successful writes (of ``event_names``, default any) to ``api_id`` at or after ``since``, newest
+        first, only the newest with ``first``; whether every event of the API since then was searched), by the
+        API's own id, at most API_PAGES pages."""
         seen, found = 0, []
         for event in self._events(("ResourceName", api_id), since, API_PAGES):
             seen += 1
+            if event_names is not None and event.get("EventName") not in event_names:
+                continue
             change = _change(event, since)
             if change is not None and change.api_id == api_id:
                 found.append(change)
+                if first:
+                    break
         return found, seen < API_PAGES * 50
 
 

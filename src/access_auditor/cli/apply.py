@@ -24,6 +24,8 @@ class ApplyPlan:
     and apply carries it out only if nothing in it refuses."""
 
     diff: list[str]  # the saved policy -> the expected one
+    policy: str  # the expected policy, as apply would save it
+    saved: str | None  # the policy it would replace, as GetRestApi gave it (restored if the deployment fails)
     serves_expected: bool  # the stage already serves the expected policy
     saved_expected: bool  # the expected policy is already saved
     pending: list[str] = field(default_factory=list)  # other changes a deployment would ship
@@ -83,6 +85,8 @@ def plan_apply(args: argparse.Namespace, session: Any, identity: dict[str, Any])
     after = json.dumps(new, indent=2, sort_keys=True).splitlines()
     plan = ApplyPlan(
         diff=list(difflib.unified_diff(before, after, "saved policy", "expected policy", lineterm="")),
+        policy=json.dumps(new),
+        saved=saved_text,
         serves_expected=live is not None and not live.policy_differs(expected, api),
         saved_expected=not saved.policy_differs(expected, api),
     )
@@ -160,10 +164,8 @@ def run(args: argparse.Namespace) -> int:
     if not plan.deploy:
         print(f"nothing to do: stage {args.stage} of {args.api_id} already serves the expected policy")
         return 0
-    api = ApiRef(args.region, identity["Account"], args.api_id)
-    new = render_expected_policy(api, resolve_roles(args.role, api.account, session, args.region))
     plane = ApiGateway(make_client("apigateway", args.region, session))
-    deployment = plane.apply_policy(args.api_id, args.stage, json.dumps(new), plane.get_policy(args.api_id))
+    deployment = plane.apply_policy(args.api_id, args.stage, plan.policy, plan.saved)
     print(
         f"saved the expected policy on {args.api_id} and deployed stage {args.stage} (deployment {deployment})"
     )
