@@ -17,6 +17,7 @@ from access_auditor.findings import Category
 
 HEALTH_CHECK_LATENCY = "HealthCheckLatency"
 AUDIT_HEARTBEAT = "AuditHeartbeat"
+TARGETS_AUDITED = "TargetsAudited"
 SHARDS_PLANNED = "ShardsPlanned"
 SHARD_REPORTED = "ShardReported"
 AUDIT_ERROR = str(Category.AUDIT_ERROR.metric)
@@ -25,6 +26,10 @@ METRICS = {
     **{c.metric: (MetricUnit.Count, c.meaning) for c in Category if c.metric},
     HEALTH_CHECK_LATENCY: (MetricUnit.Milliseconds, "the health call's latency, when it got an answer"),
     AUDIT_HEARTBEAT: (MetricUnit.Count, "1 per completed invocation"),
+    TARGETS_AUDITED: (
+        MetricUnit.Count,
+        "the targets (API stages) a scheduled run audited; an alarm fires when it drops",
+    ),
     SHARDS_PLANNED: (
         MetricUnit.Count,
         "organization: the account-region shards the planner sent, at the cycle's time",
@@ -37,7 +42,8 @@ def publish(
     results: Sequence[TargetResult], metrics: Metrics, logger: Logger, *, heartbeat: bool = True
 ) -> None:
     """Add one value per target for each metric (EMF keeps them as a list) and log each target. The
-    heartbeat says the schedule ran; an audit started by a change event adds none.
+    heartbeat says the schedule ran, and with it the number of targets it audited (fewer than last time is an
+    alarm: an insider may narrow what is audited); an audit started by a change event adds neither.
 
     Log records carry the summary only: status, request id, findings. Credentials never reach this layer.
     """
@@ -53,3 +59,4 @@ def publish(
         level("target audited", extra={"audit": {"ok": result.ok, **summary}})
     if heartbeat:
         metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=TARGETS_AUDITED, unit=MetricUnit.Count, value=len(results))

@@ -96,3 +96,137 @@ def test_a_rewritten_configuration_document_pages(harness: Harness) -> None:
     assert run.error is None and run.result["notified"]
     [(_, message, subject, *_)] = sent
     assert subject == "CONFIG CHANGED: Update of /apigw/fleet" and "silence" in message
+
+
+# The stack's resources as the local AWS names them for the watch rules (what the template's references resolve
+# to once deployed as "stack").
+WATCHED = {
+    "AWS::StackName": "stack",
+    "AuditorFunction": "stack-auditor",
+    "AuditorFunctionAudit": "stack-schedule",
+    "AuditorFunctionAlarmRaised": "stack-alarm-raised",
+    "AuditorFunctionConfigChanged": "stack-config-changed",
+    "ChangeRule": "stack-change-rule",
+    "AllowedRole": "stack-allowed",
+    "HeartbeatAlarm": "stack-HeartbeatAlarm",
+    "PolicyDriftAlarm": "stack-PolicyDriftAlarm",
+}
+
+
+def _insider(harness: Harness, name: str) -> dict[str, str]:
+    """A session of a role of the account that may do everything it tries (an insider with modest rights
+    would have exactly the one write it uses)."""
+    from access_auditor.local_aws.sample import role_env
+
+    iam = harness.aws.client("iam")
+    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}'
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    return role_env(harness.aws, arn, name)
+
+
+def _client(harness: Harness, service: str, creds: dict[str, str], **how: bool) -> object:
+    import boto3
+
+    from access_auditor.local_aws.trail import traced
+
+    client = boto3.client(service, endpoint_url=harness.aws.endpoint, region_name=harness.aws.region,  # type: ignore[call-overload]
+                          aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                          aws_session_token=creds["AWS_SESSION_TOKEN"])  # fmt: skip
+    return traced(client, harness.aws.account, **how)
+
+
+def test_a_change_to_the_auditor_s_own_stack_pages_naming_who_made_it(harness: Harness) -> None:
+    # GIVEN the stack's alarms, schedule, rules and topic, and the template's two watch rules listening
+    from moto.sns.models import sns_backends
+
+    from access_auditor.local_aws.eventbridge import WatchRules
+    from access_auditor.local_aws.invoke import TEMPLATE
+
+    admin = harness.aws
+    topic = admin.client("sns").create_topic(Name="stack-alarms")["TopicArn"]
+    sent = sns_backends[admin.account][admin.region].topics[topic].sent_notifications
+    cloudwatch, events = admin.client("cloudwatch"), admin.client("events")
+    for alarm in ("stack-HeartbeatAlarm", "stack-PolicyDriftAlarm", "someone-elses-alarm"):
+        cloudwatch.put_metric_alarm(AlarmName=alarm, MetricName="m", Namespace="n", Statistic="Sum", Period=60,
+                                    EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold")  # fmt: skip
+    for rule in ("stack-watch", "stack-watch-guard"):
+        events.put_rule(Name=rule, EventPattern='{"source": ["aws.lambda"]}')
+    names = {**WATCHED, "AlarmTopic": topic}
+    mallory = _insider(harness, "mallory")
+    with WatchRules(admin, TEMPLATE, topic, names) as watch:
+        # WHEN mallory switches off the heartbeat's pages and disables the watch rule itself; a stack update
+        # (CloudFormation, for whoever deploys) changes an alarm; and someone changes an alarm of another stack
+        _client(harness, "cloudwatch", mallory).disable_alarm_actions(AlarmNames=["stack-HeartbeatAlarm"])
+        _client(harness, "events", mallory).disable_rule(Name="stack-watch")
+        _client(harness, "cloudwatch", mallory, via_cloudformation=True).disable_alarm_actions(
+            AlarmNames=["stack-PolicyDriftAlarm"]
+        )
+        _client(harness, "cloudwatch", mallory).disable_alarm_actions(AlarmNames=["someone-elses-alarm"])
+    # THEN two pages reached the topic, published by EventBridge itself: the alarm's, through the watch rule, and
+    # the rule's own, through the guard; each names the call and mallory's session
+    assert [rule for rule, _ in watch.pages] == ["WatchRule", "WatchGuardRule"]
+    messages = [message for _, message, *_ in sent]
+    assert len(messages) == 2
+    assert messages[0].startswith("WATCHER CHANGED: DisableAlarmActions (monitoring.amazonaws.com)")
+    assert messages[1].startswith("WATCHER CHANGED: DisableRule (events.amazonaws.com)")
+    assert all(
+        "assumed-role/mallory/mallory" in m and "stack-watch" not in m.split("by")[0] for m in messages
+    )
+
+
+def test_a_rewritten_function_or_a_deleted_schedule_pages(harness: Harness) -> None:
+    # GIVEN the stack's function (named by its ARN, as a caller may name it) and its schedule
+    from moto.sns.models import sns_backends
+
+    from access_auditor.local_aws.eventbridge import WatchRules
+    from access_auditor.local_aws.invoke import TEMPLATE
+
+    admin = harness.aws
+    topic = admin.client("sns").create_topic(Name="stack-alarms-2")["TopicArn"]
+    sent = sns_backends[admin.account][admin.region].topics[topic].sent_notifications
+    role = admin.client("iam").create_role(RoleName="stack-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    arn = admin.client("lambda").create_function(FunctionName="stack-auditor", Runtime="python3.13", Role=role,
+                                                 Handler="h.h", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})["FunctionArn"]  # fmt: skip
+    admin.client("scheduler").create_schedule(Name="stack-schedule", ScheduleExpression="rate(5 minutes)",
+                                              FlexibleTimeWindow={"Mode": "OFF"}, Target={"Arn": arn, "RoleArn": role})  # fmt: skip
+    trudy = _insider(harness, "trudy")
+    with WatchRules(admin, TEMPLATE, topic, {**WATCHED, "AlarmTopic": topic}) as watch:
+        # WHEN trudy points the function at a topic of her own, then deletes the schedule
+        _client(harness, "lambda", trudy).update_function_configuration(
+            FunctionName=arn,
+            Environment={"Variables": {"ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:mine"}},
+        )
+        _client(harness, "scheduler", trudy).delete_schedule(Name="stack-schedule")
+    # THEN each pages, naming Lambda's versioned call and the schedule's deletion, and trudy
+    assert [rule for rule, _ in watch.pages] == ["WatchRule", "WatchRule"]
+    first, second = (message for _, message, *_ in sent)
+    assert first.startswith("WATCHER CHANGED: UpdateFunctionConfiguration20150331v2 (lambda.amazonaws.com)")
+    assert second.startswith("WATCHER CHANGED: DeleteSchedule (scheduler.amazonaws.com)")
+    assert "assumed-role/trudy/trudy" in first and "assumed-role/trudy/trudy" in second
+
+
+def test_fewer_targets_than_the_run_before_raises_the_targets_dropped_alarm(harness: Harness) -> None:
+    # GIVEN discovery audits the tagged API's prod stage
+    from access_auditor.local_aws.alarms import evaluate_math, load_template, template_math_alarms
+    from access_auditor.local_aws.invoke import TEMPLATE, invoke_auditor
+
+    model = apigateway_backends[harness.aws.account][harness.aws.region].apis[harness.sample.api_id]
+    env = harness.function_env(API_ID="", API_STAGE="", DISCOVERY_REGIONS=harness.aws.region)
+    model.tags = {"access-auditor:allowed-roles": harness.sample.allowed_role_arn}
+    try:
+        before = invoke_auditor(env)
+        # WHEN an insider removes the tag, and the next scheduled run finds nothing to audit
+        model.tags = {}
+        after = invoke_auditor(env)
+    finally:
+        model.tags = {}
+    # THEN each run says how many targets it audited, and the template's alarm goes to ALARM on the drop only
+    counts = [
+        [v for p in run.points if p.metric == "TargetsAudited" for v in p.values] for run in (before, after)
+    ]
+    assert counts == [[1.0], [0.0]]
+    [alarm] = [a for a in template_math_alarms(load_template(TEMPLATE)) if a.name == "TargetsDroppedAlarm"]
+    assert evaluate_math(alarm, before.points, after.points) == "ALARM"
+    assert evaluate_math(alarm, before.points, before.points) == "OK"
+    assert evaluate_math(alarm, after.points, before.points) == "OK"

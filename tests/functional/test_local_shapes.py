@@ -122,3 +122,75 @@ def test_the_local_on_failure_record_is_shaped_as_lambda_s() -> None:
     for part in ("requestContext", "responseContext"):
         assert set(ours[part]) == set(theirs[part])
     assert ours["requestContext"]["condition"] == theirs["requestContext"]["condition"]
+
+
+def test_the_local_cloudtrail_records_watched_writes_as_aws_records_them(harness: Harness) -> None:
+    import boto3
+
+    from access_auditor.local_aws import emulation
+    from access_auditor.local_aws.trail import traced
+
+    shape = recorded("cloudtrail_watched_writes")
+    theirs = {c["record"]["eventName"]: c["record"] for c in shape["records"]}
+    aws = harness.aws
+    heard: list[dict[str, Any]] = []
+    emulation.LISTENERS.append(heard.append)
+
+    def client(service: str, **how: bool) -> Any:
+        raw = boto3.client(service, endpoint_url=aws.endpoint, region_name="eu-west-1", aws_access_key_id="testing",  # type: ignore[call-overload]
+                           aws_secret_access_key="testing")  # fmt: skip
+        return traced(raw, aws.account, **how)
+
+    try:
+        # GIVEN the resources, then the recorded calls made the way the captures made them
+        iam = client("iam")
+        trust = (
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},'
+            '"Action":"sts:AssumeRole"}]}'
+        )
+        role = iam.create_role(RoleName="shape-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        lam = client("lambda")
+        arn = lam.create_function(FunctionName="shape-fn", Runtime="python3.13", Role=role, Handler="h.h",
+                                  Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})["FunctionArn"]  # fmt: skip
+        key = client("kms").create_key()["KeyMetadata"]["KeyId"]
+        heard.clear()
+        lam.update_function_code(FunctionName=arn, ZipFile=b"PK\x05\x06" + b"\x00" * 18, Publish=True)
+        lam.update_function_configuration(FunctionName=arn, Environment={"Variables": {}})
+        lam.add_permission(
+            FunctionName="shape-fn", StatementId="s", Action="lambda:InvokeFunction", Principal="*"
+        )
+        iam.update_assume_role_policy(RoleName="shape-role", PolicyDocument=trust)
+        done = list(heard)
+        everything = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+        admin = iam.create_policy(PolicyName="shape-admin", PolicyDocument=everything)["Policy"]["Arn"]
+        heard.clear()
+        iam.attach_role_policy(RoleName="shape-role", PolicyArn=admin)
+        client("kms").schedule_key_deletion(KeyId=key, PendingWindowInDays=20)
+        client("lambda", via_cloudformation=True).update_function_configuration(
+            FunctionName="shape-fn", Timeout=5
+        )
+    finally:
+        emulation.LISTENERS.remove(heard.append)
+    ours = [e["detail"] for e in done + heard]
+    # THEN each is recorded under the same event source and name, with the resource under the same parameter,
+    # named as the caller gave it; IAM's in us-east-1 (a global service), the others in the caller's region
+    for detail, name in zip(ours, theirs, strict=False):
+        record = theirs[name]
+        assert (detail["eventSource"], detail["eventName"]) == (record["eventSource"], record["eventName"])
+        resource_keys = {"functionName", "roleName", "keyId"} & set(record["requestParameters"])
+        assert resource_keys <= set(detail["requestParameters"]), name
+        assert detail["awsRegion"] == (
+            "us-east-1" if detail["eventSource"] == "iam.amazonaws.com" else "eu-west-1"
+        )
+        assert set(detail["userIdentity"]) >= {"type", "principalId", "arn", "accountId"}
+    assert (
+        ours[0]["requestParameters"]["functionName"] == arn
+        and ours[2]["requestParameters"]["functionName"] == "shape-fn"
+    )
+    # and CloudFormation's call carries its name where the documented record does
+    by_cfn = shape["by_cloudformation"]["record"]
+    assert (
+        ours[-1]["sourceIPAddress"] == by_cfn["sourceIPAddress"]
+        and ours[-1]["userAgent"] == by_cfn["userAgent"]
+    )
+    assert ours[-1]["userIdentity"]["invokedBy"] == by_cfn["userIdentity"]["invokedBy"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -326,3 +327,35 @@ def test_the_dashboard_body_is_json_and_its_table_reads_the_functions_log_group(
     from access_auditor.publish import METRICS
 
     assert metric_names <= set(METRICS)
+
+
+def test_the_watch_rules_cover_everything_that_keeps_the_auditor_paging() -> None:
+    # GIVEN the template, every reference resolved to its logical id
+    template = load_template(TEMPLATE)
+    resources = template["Resources"]
+    pattern = json.dumps(resources["WatchRule"]["Properties"]["EventPattern"])
+    guard = json.dumps(resources["WatchGuardRule"]["Properties"]["EventPattern"])
+    referenced = set(re.findall(r'"Ref": "([A-Za-z]+)"', pattern)) | set(
+        re.findall(r'"Fn::GetAtt": \["([A-Za-z]+)"', pattern)
+    )
+    # THEN every alarm, every rule (the SAM events' too, and the guard), the function, its schedule, its topic and
+    # the topic's key, its role and its read policy are watched...
+    alarms = {n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    sam_rules = {f"AuditorFunction{n}" for n, e in resources["AuditorFunction"]["Properties"]["Events"].items()
+                 if e["Type"] == "EventBridgeRule"}  # fmt: skip
+    rules = {n for n, r in resources.items() if r["Type"] == "AWS::Events::Rule"} - {
+        "WatchRule",
+        "WatchGuardRule",
+    }
+    assert alarms | sam_rules | rules <= referenced, (alarms | sam_rules | rules) - referenced
+    assert {"AuditorFunction", "AuditorFunctionAudit", "AlarmTopic", "AlarmTopicKey", "AllowedRole",
+            "AuditorExecutionRole", "AuditorReadPolicy"} <= referenced  # fmt: skip
+    assert "${AWS::StackName}-watch-guard" in pattern and "${AWS::StackName}-watch" in guard
+    # ... both publish to the topic, which lets EventBridge publish for them alone
+    for rule in ("WatchRule", "WatchGuardRule"):
+        [target] = resources[rule]["Properties"]["Targets"]
+        assert target["Arn"] == {"Ref": "AlarmTopic"} and "RoleArn" not in target
+    [publish, _] = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert publish["Principal"] == {"Service": "events.amazonaws.com"}
+    assert publish["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        {"Fn::GetAtt": ["WatchRule", "Arn"]}, {"Fn::GetAtt": ["WatchGuardRule", "Arn"]}]  # fmt: skip

@@ -287,3 +287,66 @@ def test_only_the_gateway_responses_an_api_customised_are_named() -> None:
     with Stubber(client) as stub:
         stub.add_response("get_gateway_responses", shape["answer"])
         assert ApiGateway(client).customised_responses("a1b2c3d4e5") == shape["customised"]
+
+
+WATCHED_WRITES = recorded("cloudtrail_watched_writes")
+
+
+def _as_eventbridge_delivers(record: dict[str, Any]) -> dict[str, Any]:
+    service = record["eventSource"].split(".")[0]
+    return {"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": f"aws.{service}",
+            "account": record["recipientAccountId"], "time": record["eventTime"], "region": record["awsRegion"],
+            "resources": [], "detail": record}  # fmt: skip
+
+
+def _ours(record: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The template's names (references, attributes) that make the recorded call's resource the stack's own."""
+    params, answer = record["requestParameters"], record.get("responseElements") or {}
+    if record["eventSource"] == "lambda.amazonaws.com":
+        name = answer.get("functionName") or params["functionName"].rsplit(":", 1)[-1]
+        return {"AuditorFunction": name}, {}
+    if record["eventSource"] == "iam.amazonaws.com":
+        return {"AllowedRole": params["roleName"]}, {}
+    return {"AlarmTopicKey": params["keyId"]}, {"AlarmTopicKey.Arn": answer["keyId"]}
+
+
+@pytest.mark.parametrize("case", WATCHED_WRITES["records"], ids=lambda c: c["record"]["eventName"])
+def test_the_watch_rule_pages_on_each_recorded_write_to_the_stack_s_own_resources(
+    case: dict[str, Any],
+) -> None:
+    from pathlib import Path
+
+    from access_auditor.local_aws.alarms import load_template, resolver
+    from access_auditor.local_aws.events import matches
+
+    # GIVEN a recorded write (a real capture or AWS's sample), and the stack whose resource it wrote to
+    record = case["record"]
+    doc = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
+    names, attributes = _ours(record)
+    pattern = resolver(doc, names, attributes=attributes)(
+        doc["Resources"]["WatchRule"]["Properties"]["EventPattern"]
+    )
+    # THEN the watch rule matches it, and the same write to another stack's resource does not
+    assert matches(pattern, _as_eventbridge_delivers(record))
+    others = resolver(doc, {k: "another-stacks-" + v for k, v in names.items()},
+                      attributes={k: v + "-other" for k, v in attributes.items()})  # fmt: skip
+    assert not matches(
+        others(doc["Resources"]["WatchRule"]["Properties"]["EventPattern"]), _as_eventbridge_delivers(record)
+    )
+
+
+def test_the_watch_rule_lets_the_stack_s_own_deployment_through() -> None:
+    from pathlib import Path
+
+    from access_auditor.local_aws.alarms import load_template, resolver
+    from access_auditor.local_aws.events import matches
+
+    # GIVEN the stack's function, rewritten by CloudFormation (a deployment of the stack)
+    record = WATCHED_WRITES["by_cloudformation"]["record"]
+    doc = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
+    pattern = resolver(doc, _ours(record)[0])(doc["Resources"]["WatchRule"]["Properties"]["EventPattern"])
+    # THEN it does not page; the same call made by a person does
+    assert not matches(pattern, _as_eventbridge_delivers(record))
+    by_hand = {**record, "sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2",
+               "userIdentity": {k: v for k, v in record["userIdentity"].items() if k != "invokedBy"}}  # fmt: skip
+    assert matches(pattern, _as_eventbridge_delivers(by_hand))

@@ -270,14 +270,17 @@ def template_math_alarms(
 
 
 def evaluate_math(alarm: MathAlarm, *periods: Iterable[Datapoint]) -> str:
-    """As ``evaluate``, for an expression of the inputs with ``+``, ``-``, numbers and FILL(input, number)
-    (the subset of CloudWatch metric math the templates use); no data in an input makes the period missing
-    unless FILL supplies it."""
-    verdicts = []
-    for points in periods[-alarm.evaluation_periods :]:
+    """As ``evaluate``, for an expression of the inputs with ``+``, ``-``, numbers, FILL(input, number) and
+    DIFF(input) (the subset of CloudWatch metric math the templates use): no data in an input makes the period
+    missing unless FILL supplies it; DIFF is an input's value less its value in the latest earlier period that
+    had one (missing without either)."""
+    series: list[dict[str, float | None]] = []
+    for points in periods:
         points = list(points)
-        values = {id_: _statistic(points, metric, stat) for id_, (metric, stat) in alarm.inputs.items()}
-        result = _expression(ast.parse(alarm.expression, mode="eval").body, values)
+        series.append({id_: _statistic(points, metric, stat) for id_, (metric, stat) in alarm.inputs.items()})
+    verdicts = []
+    for index in range(max(0, len(series) - alarm.evaluation_periods), len(series)):
+        result = _expression(ast.parse(alarm.expression, mode="eval").body, series[: index + 1])
         if result is None:
             verdicts.append(
                 {"breaching": "ALARM", "notBreaching": "OK"}.get(alarm.treat_missing, "INSUFFICIENT_DATA")
@@ -289,16 +292,29 @@ def evaluate_math(alarm: MathAlarm, *periods: Iterable[Datapoint]) -> str:
     return "INSUFFICIENT_DATA" if all(v == "INSUFFICIENT_DATA" for v in verdicts) else "OK"
 
 
-def _expression(node: ast.expr, values: dict[str, float | None]) -> float | None:
+def _expression(node: ast.expr, series: list[dict[str, float | None]]) -> float | None:
+    """The expression's value in the last period of ``series`` (each period: input id -> value)."""
+    values = series[-1]
     if isinstance(node, ast.Name):
         return values[node.id]
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return float(node.value)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "FILL":
-        value = _expression(node.args[0], values)
-        return value if value is not None else _expression(node.args[1], values)
+        value = _expression(node.args[0], series)
+        return value if value is not None else _expression(node.args[1], series)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "DIFF":
+        now = _expression(node.args[0], series)
+        before = next(
+            (
+                v
+                for i in range(len(series) - 1, 0, -1)
+                if (v := _expression(node.args[0], series[:i])) is not None
+            ),
+            None,
+        )
+        return None if now is None or before is None else now - before
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
-        left, right = _expression(node.left, values), _expression(node.right, values)
+        left, right = _expression(node.left, series), _expression(node.right, series)
         if left is None or right is None:
             return None
         return left + right if isinstance(node.op, ast.Add) else left - right

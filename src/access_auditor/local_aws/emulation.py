@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -348,6 +349,21 @@ def _record_api_call(response: Any, action: str, status: int, body: Any) -> None
     )
 
 
+def record_write(
+    account: str,
+    region: str,
+    service: str,
+    name: str,
+    parameters: dict[str, Any],
+    identity: dict[str, Any],
+    source_ip: str = "192.0.2.10",
+) -> None:
+    """A successful write to another service than API Gateway, as CloudTrail records it (see local_aws/trail.py)."""
+    _record(account, region, name, read_only=False, service=service, detail={
+        "eventName": name, "requestParameters": parameters, "responseElements": None, "userIdentity": identity,
+        "sourceIPAddress": source_ip, "userAgent": source_ip})  # fmt: skip
+
+
 def record_call(account: str, region: str, action: str, api_id: str, identity: dict[str, Any]) -> None:
     """A write to ``api_id`` as CloudTrail records it, made by ``identity`` (its ``userIdentity``) outside this
     local AWS's own API: another tool's writes, or an AWS service's (``{"type": "AWSService", "invokedBy":
@@ -378,7 +394,8 @@ def _identity(authorization: str, account: str) -> dict[str, Any]:
         session, account = found
         role_arn, arn = session.role_arn, session.arn
         name = role_arn.rsplit("/", 1)[-1]
-    return {"type": "AssumedRole", "arn": arn, "accountId": account,
+    principal = f"AROALOCAL{zlib.crc32(role_arn.encode()):010d}:{arn.rsplit('/', 1)[-1]}"  # role id : session
+    return {"type": "AssumedRole", "principalId": principal, "arn": arn, "accountId": account,
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account, "userName": name}}}  # fmt: skip
 
 
@@ -393,7 +410,10 @@ def _record(
     read_only: bool,
     detail: dict[str, Any],
     resources: list[dict[str, str]] | None = None,
+    service: str = "apigateway",
 ) -> None:
+    """One CloudTrail record of a call to ``service`` (its endpoint prefix: ``apigateway``, ``lambda``,
+    ``monitoring``...), kept for LookupEvents and, for a write, handed to EventBridge's listeners."""
     # CloudTrail keeps event times to the second.
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with _lock:
@@ -404,7 +424,7 @@ def _record(
                 "ReadOnly": "true" if read_only else "false",
                 "EventId": f"local-{len(EVENTS) + 1}",
                 "EventName": name,
-                "EventSource": "apigateway.amazonaws.com",
+                "EventSource": f"{service}.amazonaws.com",
                 "EventTime": now.timestamp(),
                 "Username": str(
                     detail["userIdentity"].get("arn") or detail["userIdentity"].get("invokedBy")
@@ -418,10 +438,12 @@ def _record(
         return
     # What EventBridge receives from CloudTrail for a write ("AWS API Call via CloudTrail"), failed calls too.
     envelope = {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail", "source": "aws.apigateway",
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws." + _EVENT_SOURCES.get(service, service),
         "account": account, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region, "resources": [],
-        "detail": {"eventVersion": "1.09", **detail, "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "eventSource": "apigateway.amazonaws.com", "awsRegion": region, "readOnly": False,
+        "detail": {"eventVersion": "1.09", "sourceIPAddress": "192.0.2.10", **detail,
+                   "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "eventSource": f"{service}.amazonaws.com", "awsRegion": region, "readOnly": False,
                    "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
                    "eventCategory": "Management", "eventID": str(uuid.uuid4())},
     }  # fmt: skip
@@ -432,6 +454,8 @@ def _record(
             logging.getLogger(__name__).exception("a CloudTrail listener failed")
 
 
+# EventBridge's source for a service's CloudTrail events, where it is not "aws." + the endpoint prefix.
+_EVENT_SOURCES = {"monitoring": "cloudwatch"}
 _ACTOR = (
     "arn:aws:sts::123456789012:assumed-role/console/alice"  # the console user the world is administered as
 )

@@ -16,7 +16,7 @@ from typing import Any
 from access_auditor.local_aws import emulation
 from access_auditor.local_aws.alarms import load_template, resolver
 from access_auditor.local_aws.event_source import EventSourceMapping, Invocation
-from access_auditor.local_aws.events import matches
+from access_auditor.local_aws.events import matches, transform
 from access_auditor.local_aws.server import LocalAws
 
 
@@ -112,3 +112,52 @@ def invoke_with(env: dict[str, str]) -> Callable[[dict[str, Any]], Any]:
             return invoke_auditor(env, event=path)
 
     return invoke
+
+
+WATCH_RULES = ("WatchRule", "WatchGuardRule")
+
+
+@dataclass
+class WatchRules:
+    """The template's watch rules on the local AWS: each CloudTrail write (``emulation.LISTENERS``) that a
+    rule's pattern matches, in the rule's region, goes through the rule's input transformer to the topic
+    (moto's SNS), as EventBridge publishes to an SNS target. ``names``: the physical names the template's
+    references resolve to (the function's, the alarms', the schedule's...)."""
+
+    aws: LocalAws
+    template_path: Any
+    topic_arn: str
+    names: dict[str, str]
+    region: str = ""
+    pages: list[tuple[str, str]] = field(default_factory=list)  # (rule, message) published
+
+    def __post_init__(self) -> None:
+        template = load_template(self.template_path)
+        resolve = resolver(template, self.names)
+        self.rules = {
+            name: (
+                resolve(template["Resources"][name]["Properties"]["EventPattern"]),
+                resolve(template["Resources"][name]["Properties"]["Targets"][0]["InputTransformer"]),
+            )
+            for name in WATCH_RULES
+        }
+        self.sns = self.aws.client("sns")
+        self.region = self.region or self.aws.region
+
+    def __enter__(self) -> WatchRules:
+        emulation.LISTENERS.append(self._deliver)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        emulation.LISTENERS.remove(self._deliver)
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        if event.get("region") != self.region:
+            return
+        for name, (pattern, transformer) in self.rules.items():
+            if matches(pattern, event):
+                message = transform(transformer, event)
+                self.sns.publish(TopicArn=self.topic_arn, Message=message)
+                self.pages.append((name, message))
