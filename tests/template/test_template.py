@@ -329,27 +329,25 @@ def test_the_dashboard_body_is_json_and_its_table_reads_the_functions_log_group(
     assert metric_names <= set(METRICS)
 
 
-def test_the_watch_rules_cover_everything_that_keeps_the_auditor_paging() -> None:
+@pytest.mark.parametrize("path", [TEMPLATE, ROOT / "organization" / "hub.yaml"], ids=lambda p: p.name)
+def test_the_watch_rules_cover_everything_that_keeps_the_auditor_paging(path: Path) -> None:
     # GIVEN the template, every reference resolved to its logical id
-    template = load_template(TEMPLATE)
-    resources = template["Resources"]
+    resources = load_template(path)["Resources"]
     pattern = json.dumps(resources["WatchRule"]["Properties"]["EventPattern"])
     guard = json.dumps(resources["WatchGuardRule"]["Properties"]["EventPattern"])
     referenced = set(re.findall(r'"Ref": "([A-Za-z]+)"', pattern)) | set(
         re.findall(r'"Fn::GetAtt": \["([A-Za-z]+)"', pattern)
     )
-    # THEN every alarm, every rule (the SAM events' too, and the guard), the function, its schedule, its topic and
-    # the topic's key, its role and its read policy are watched...
-    alarms = {n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    sam_rules = {f"AuditorFunction{n}" for n, e in resources["AuditorFunction"]["Properties"]["Events"].items()
-                 if e["Type"] == "EventBridgeRule"}  # fmt: skip
-    rules = {n for n, r in resources.items() if r["Type"] == "AWS::Events::Rule"} - {
-        "WatchRule",
-        "WatchGuardRule",
-    }
-    assert alarms | sam_rules | rules <= referenced, (alarms | sam_rules | rules) - referenced
-    assert {"AuditorFunction", "AuditorFunctionAudit", "AlarmTopic", "AlarmTopicKey", "AllowedRole",
-            "AuditorExecutionRole", "AuditorReadPolicy"} <= referenced  # fmt: skip
+    # THEN every alarm, rule (SAM's events too), function, schedule, key, role, managed policy and table of the
+    # stack, and its topic, are watched, and the guard watches the watch rule...
+    kinds = ("AWS::CloudWatch::Alarm", "AWS::Events::Rule", "AWS::Serverless::Function", "AWS::KMS::Key",
+             "AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::DynamoDB::Table", "AWS::SNS::Topic")  # fmt: skip
+    wanted = {n for n, r in resources.items() if r["Type"] in kinds} - {"WatchRule", "WatchGuardRule"}
+    for name, resource in resources.items():
+        for event, spec in (resource.get("Properties", {}).get("Events") or {}).items():
+            if spec["Type"] in ("EventBridgeRule", "ScheduleV2"):
+                wanted.add(name + event)
+    assert wanted <= referenced, wanted - referenced
     assert "${AWS::StackName}-watch-guard" in pattern and "${AWS::StackName}-watch" in guard
     # ... both publish to the topic, which lets EventBridge publish for them alone
     for rule in ("WatchRule", "WatchGuardRule"):
@@ -358,4 +356,6 @@ def test_the_watch_rules_cover_everything_that_keeps_the_auditor_paging() -> Non
     [publish, _] = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert publish["Principal"] == {"Service": "events.amazonaws.com"}
     assert publish["Condition"]["ArnEquals"]["aws:SourceArn"] == [
-        {"Fn::GetAtt": ["WatchRule", "Arn"]}, {"Fn::GetAtt": ["WatchGuardRule", "Arn"]}]  # fmt: skip
+        {"Fn::GetAtt": ["WatchRule", "Arn"]},
+        {"Fn::GetAtt": ["WatchGuardRule", "Arn"]},
+    ]
