@@ -133,6 +133,9 @@ class AuditConfig:
     # The role this run's own credentials are, when known (an organization's member audit role): a health
     # call without ASSUME_ROLE_ARN is made as it only if the target's allowed roles include it.
     health_identity: str | None = None
+    # HEALTH_ROLE_PATH: the path a tag's health role must be under (the member template's HealthRolePath, the
+    # roles its audit role may assume); "/" is any path.
+    health_role_path: str = "/"
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,15 @@ def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | N
         access_analyzer=_flag(env, "ACCESS_ANALYZER", False),
         control_plane_share=_number(env, "CONTROL_PLANE_SHARE", 0.5, maximum=1),
         saved_methods_max_age_s=_number(env, "SAVED_METHODS_MAX_AGE", 3600, maximum=86400),
+        health_role_path=_role_path(env),
     )
+
+
+def _role_path(env: Mapping[str, str]) -> str:
+    path = env.get("HEALTH_ROLE_PATH", "").strip() or "/"
+    if not re.fullmatch(r"/([\w+=,.@-]+/)*", path):
+        raise ConfigError(f"HEALTH_ROLE_PATH: {path!r} is not an IAM path (/, or /a/b/)")
+    return path
 
 
 @dataclass(frozen=True)
@@ -307,6 +318,14 @@ def discovered_target(
             # Whoever can tag the API must not make the auditor sign its health call as another account's role.
             raise ConfigError(
                 f"tag access-auditor:health-role: {health_role!r} is not a role of the API's account {account}"
+            )
+        path = "/" + arn.split(":", 5)[-1].partition("/")[2].rpartition("/")[0] + "/"
+        if not path.replace("//", "/").startswith(config.health_role_path):
+            # Nor as a role of the account outside the roles kept for health calls (the path the member
+            # template lets its audit role assume).
+            raise ConfigError(
+                f"tag access-auditor:health-role: {health_role!r} is not under the health roles' path "
+                f"{config.health_role_path} (HEALTH_ROLE_PATH)"
             )
         values["ASSUME_ROLE_ARN"] = arn
     values.pop("API_ENDPOINT", None)  # a default endpoint belongs to one API, never to discovered ones

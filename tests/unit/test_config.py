@@ -111,3 +111,26 @@ def test_a_health_role_tag_naming_another_account_s_role_makes_no_target() -> No
     same = discovered_target(config, "abc123", "us-east-1", "123456789012", "arn:aws:iam::123456789012:role/app",
                              "prod", "", "health/orders")  # fmt: skip
     assert same.assume_role_arn == "arn:aws:iam::123456789012:role/health/orders"
+
+
+@pytest.mark.parametrize(
+    "role", ["admin", "arn:aws:iam::123456789012:role/admin", "apigw-access-auditor/healthy/x", "other/path/x"]
+)
+def test_a_health_role_tag_outside_the_health_roles_path_makes_no_target(role: str) -> None:
+    from access_auditor.config import discovered_target
+
+    # GIVEN the hub's HEALTH_ROLE_PATH (the member template's HealthRolePath), and a tag naming a role of the
+    # account outside it (one an insider who may tag APIs would pick: an administrator role)
+    config = load_config({**GOOD, "HEALTH_ROLE_PATH": "/apigw-access-auditor/health/"})
+    # THEN the tag is refused, naming the path; a role under it is taken
+    with pytest.raises(ConfigError, match="not under the health roles' path /apigw-access-auditor/health/"):
+        discovered_target(config, "abc123", "us-east-1", "123456789012", "arn:aws:iam::123456789012:role/app",
+                          "prod", "", role)  # fmt: skip
+    kept = discovered_target(config, "abc123", "us-east-1", "123456789012", "arn:aws:iam::123456789012:role/app",
+                             "prod", "", "apigw-access-auditor/health/orders")  # fmt: skip
+    assert kept.assume_role_arn == "arn:aws:iam::123456789012:role/apigw-access-auditor/health/orders"
+
+
+def test_a_health_role_path_that_is_not_an_iam_path_is_refused() -> None:
+    with pytest.raises(ConfigError, match="HEALTH_ROLE_PATH: 'health' is not an IAM path"):
+        load_config({**GOOD, "HEALTH_ROLE_PATH": "health"})
