@@ -75,7 +75,10 @@ def load_audit_config() -> AuditConfig:
         from access_auditor.aws.clients import make_client
         from access_auditor.aws.ssm import parameter_reader
 
-        return str(parameter_reader(make_client("ssm", function_region(os.environ)))(name))
+        reader = parameter_reader(
+            make_client("ssm", function_region(os.environ)), os.environ.get("CONFIG_KEY", "")
+        )
+        return str(reader(name))
 
     return load_config(os.environ, read_parameter)
 

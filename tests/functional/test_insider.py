@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from moto.apigateway.models import apigateway_backends
 
@@ -114,26 +116,15 @@ WATCHED = {
 
 
 def _insider(harness: Harness, name: str) -> dict[str, str]:
-    """A session of a role of the account that may do everything it tries (an insider with modest rights
-    would have exactly the one write it uses)."""
-    from access_auditor.local_aws.sample import role_env
+    from access_auditor.local_aws.trail import insider
 
-    iam = harness.aws.client("iam")
-    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}'
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-    return role_env(harness.aws, arn, name)
+    return insider(harness.aws, name)
 
 
-def _client(harness: Harness, service: str, creds: dict[str, str], **how: bool) -> object:
-    import boto3
+def _client(harness: Harness, service: str, creds: dict[str, str], **how: bool) -> Any:
+    from access_auditor.local_aws.trail import client_as
 
-    from access_auditor.local_aws.trail import traced
-
-    client = boto3.client(service, endpoint_url=harness.aws.endpoint, region_name=harness.aws.region,  # type: ignore[call-overload]
-                          aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-                          aws_session_token=creds["AWS_SESSION_TOKEN"])  # fmt: skip
-    return traced(client, harness.aws.account, **how)
+    return client_as(harness.aws, service, creds, **how)
 
 
 def test_a_change_to_the_auditor_s_own_stack_pages_naming_who_made_it(harness: Harness) -> None:
@@ -230,3 +221,35 @@ def test_fewer_targets_than_the_run_before_raises_the_targets_dropped_alarm(harn
     assert evaluate_math(alarm, before.points, after.points) == "ALARM"
     assert evaluate_math(alarm, before.points, before.points) == "OK"
     assert evaluate_math(alarm, after.points, before.points) == "OK"
+
+
+def test_a_configuration_document_not_under_the_stack_s_key_is_not_obeyed(harness: Harness) -> None:
+    # GIVEN the configuration document as the stack asks for it: a SecureString under the stack's key
+    from access_auditor.aws.ssm import parameter_reader
+    from access_auditor.errors import ConfigError
+
+    ssm = harness.aws.client("ssm")
+    key = harness.aws.client("kms").create_key()["KeyMetadata"]["Arn"]
+    document = "defaults:\n  API_STAGE: prod\n"
+    ssm.put_parameter(Name="/apigw/doc", Type="SecureString", KeyId=key, Value=document)
+    read = parameter_reader(ssm, key)
+    assert read("/apigw/doc") == document
+    # WHEN someone who may write the parameter but not use the key rewrites it: as a String, or a SecureString
+    # under the account's default key
+    refusals = []
+    for how in ({"Type": "String"}, {"Type": "SecureString"}):
+        ssm.put_parameter(Name="/apigw/doc", Value="targets: []\n", Overwrite=True, **how)
+        with pytest.raises(ConfigError) as refused:
+            read("/apigw/doc")
+        refusals.append(str(refused.value))
+    # THEN neither is obeyed, and the error says what it is and how to write it again
+    assert refusals[0].startswith(
+        "CONFIG_PARAMETER /apigw/doc: is a String, not a SecureString encrypted with"
+    )
+    assert "is a SecureString encrypted with alias/aws/ssm" in refusals[1]
+    assert all(f"--type SecureString --key-id {key}" in r for r in refusals)
+    # and the key's id, as a writer may give it, names the same key
+    ssm.put_parameter(
+        Name="/apigw/doc", Type="SecureString", KeyId=key.rsplit("/", 1)[-1], Value=document, Overwrite=True
+    )
+    assert read("/apigw/doc") == document

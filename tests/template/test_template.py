@@ -359,3 +359,27 @@ def test_the_watch_rules_cover_everything_that_keeps_the_auditor_paging(path: Pa
         {"Fn::GetAtt": ["WatchRule", "Arn"]},
         {"Fn::GetAtt": ["WatchGuardRule", "Arn"]},
     ]
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, ROOT / "organization" / "hub.yaml"], ids=lambda p: p.name)
+def test_the_configuration_document_has_a_key_of_its_own_that_only_reading_it_may_use(path: Path) -> None:
+    from access_auditor.local_aws.alarms import resolver
+
+    template = load_template(path)
+    resolve = resolver(template, {"ConfigParameterName": "/apigw/fleet"})
+    key = template["Resources"]["ConfigKey"]
+    assert key["Condition"] == "HasConfigParameter" and key["Properties"]["EnableKeyRotation"] is True
+    [_, read] = resolve(key["Properties"]["KeyPolicy"])["Statement"]
+    # Parameter Store decrypts a SecureString for its reader, with the parameter's ARN as encryption context
+    # ("How AWS Systems Manager Parameter Store uses AWS KMS"): only that, through SSM, for the stack's roles
+    assert read["Action"] == "kms:Decrypt"
+    assert read["Condition"]["StringEquals"] == {
+        "kms:ViaService": "ssm.us-east-1.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/apigw/fleet",
+    }
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    for function in functions:
+        if "CONFIG_PARAMETER" in function["Properties"]["Environment"]["Variables"]:
+            assert (
+                resolve(function["Properties"]["Environment"]["Variables"]["CONFIG_KEY"]) == "ConfigKey.Arn"
+            )

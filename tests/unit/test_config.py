@@ -114,7 +114,8 @@ def test_a_health_role_tag_naming_another_account_s_role_makes_no_target() -> No
 
 
 @pytest.mark.parametrize(
-    "role", ["admin", "arn:aws:iam::123456789012:role/admin", "apigw-access-auditor/healthy/x", "other/path/x"]
+    "role",
+    ["admin", "arn:aws:iam::123456789012:role/admin", "apigw-access-auditor/healthy/x", "other/path/x"],
 )
 def test_a_health_role_tag_outside_the_health_roles_path_makes_no_target(role: str) -> None:
     from access_auditor.config import discovered_target

@@ -45,9 +45,9 @@ from access_auditor.local_aws.sample import (
 from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.document import ApiRef
 
-EXTRA = (
-    3  # after SCENARIOS: the change path (_react), the organization (demo_org.py), doctor (demo_doctor.py)
-)
+# After SCENARIOS: the change path (_react), the organization (demo_org.py), doctor (demo_doctor.py), the
+# watcher (demo_watch.py).
+EXTRA = 4
 RUNS_PER_SCENARIO = 2  # two scheduled runs: enough for the alarms that need 2 of 3 datapoints
 FLEET_REGIONS = ("us-east-1", "eu-west-1")
 
@@ -247,6 +247,10 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
             failures += run_doctor_scenario(
                 out, paint, aws, world.sample.api_id, len(SCENARIOS) + 3, len(SCENARIOS) + EXTRA
             )
+        if limit is None or limit > len(SCENARIOS) + 3:
+            from access_auditor.local_aws.demo_watch import run_watch_scenario
+
+            failures += run_watch_scenario(out, paint, aws, len(SCENARIOS) + 4, len(SCENARIOS) + EXTRA)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures

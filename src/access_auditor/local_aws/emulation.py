@@ -237,7 +237,33 @@ def install() -> None:
     APIGatewayResponse.call_action = call_action  # type: ignore[method-assign]
     CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
     accounts.install()
+    _install_parameter_keys()
     logs_models.execute_query = _execute_query  # type: ignore[attr-defined]
+
+
+def _install_parameter_keys() -> None:
+    """PutParameter without KeyId: a SecureString is encrypted with the account's default key
+    (alias/aws/ssm, PutParameter API reference, "KeyId"), an overwrite included, and a String has no key;
+    moto keeps the previous version's key instead."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    original = SimpleSystemManagerBackend.put_parameter
+
+    def put_parameter(self: Any, name: str, description: str, value: str, parameter_type: str, allowed_pattern: str,
+                      keyid: str, *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        if keyid is None and parameter_type:
+            keyid = "alias/aws/ssm" if parameter_type == "SecureString" else None
+            answer = original(
+                self, name, description, value, parameter_type, allowed_pattern, keyid, *args, **kwargs
+            )
+            if parameter_type != "SecureString" and self._parameters.get(name):
+                self._parameters[name][-1].keyid = None
+            return answer
+        return original(
+            self, name, description, value, parameter_type, allowed_pattern, keyid, *args, **kwargs
+        )
+
+    SimpleSystemManagerBackend.put_parameter = put_parameter  # type: ignore[method-assign]
 
 
 def _execute_query(log_groups: list[Any], query: str, start_time: int, end_time: int) -> list[dict[str, Any]]:

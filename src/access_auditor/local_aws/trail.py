@@ -66,3 +66,25 @@ def _without_code(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_code(v) for v in value if not isinstance(v, bytes | bytearray)]
     return None if isinstance(value, bytes | bytearray) else value
+
+
+def insider(aws: Any, name: str) -> dict[str, str]:
+    """The credentials of a session of a new role ``name`` of the local account (an insider; the local AWS
+    does not enforce identity policies, so the role may do what it tries)."""
+    from access_auditor.local_aws.sample import role_env
+
+    trust = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::'
+             f'{aws.account}:root"}},"Action":"sts:AssumeRole"}}]}}')  # fmt: skip
+    arn = aws.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    return role_env(aws, arn, name)
+
+
+def client_as(aws: Any, service: str, creds: dict[str, str], *, via_cloudformation: bool = False) -> Any:
+    """A traced client of the local AWS signing with ``creds`` (from ``insider``)."""
+    import boto3
+
+    client = boto3.client(service, endpoint_url=aws.endpoint, region_name=aws.region,  # type: ignore[call-overload]
+                          aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                          aws_session_token=creds["AWS_SESSION_TOKEN"])  # fmt: skip
+    return traced(client, aws.account, via_cloudformation=via_cloudformation)
