@@ -426,3 +426,95 @@ def test_the_troubleshooting_example_shows_the_wrong_region(harness: Harness) ->
     assert run.returncode == 1
     assert "/eu-west-1/execute-api/aws4_request" in run.stderr and "q=a%20b" in run.stderr
     assert "Credential should be scoped to a valid region, not 'eu-west-1'" in run.stdout
+
+
+@pytest.mark.parametrize("command", [["findings"], ["schema"], ["findings", "--markdown"]])
+def test_a_reader_that_goes_away_is_not_an_error(command: list[str]) -> None:
+    # GIVEN a pipe whose reader has already gone (`access-auditor findings | head -1`, once head has its line)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [CLI, *command], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False
+        )
+    finally:
+        os.close(write)
+    # THEN the command ends quietly, exit 0
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_audit_errors_name_the_flags_the_user_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "audit",
+            "--api-id",
+            "abc123",
+            "--region",
+            "us-east-1",
+            "--role",
+            "arn:aws:iam::123456789012:role/app",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "--stage is required" in err and "API_STAGE" not in err
+    code = main(["audit", "--api-id", "ABC", "--stage", "prod", "--region", "us-east-1",
+                 "--role", "arn:aws:iam::123456789012:role/app"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--api-id: 'ABC' is not a REST API id" in err
+
+
+def test_role_takes_a_name_in_audit_and_policy_check_as_in_render(
+    as_allowed_role: Harness, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    harness = as_allowed_role
+    # GIVEN the expected policy, rendered with the role's name
+    assert main(["policy", "render", "--api-arn", harness.sample.api.arn, "--role", "orders-auditor"]) == 0
+    policy = tmp_path / "expected.json"
+    policy.write_text(capsys.readouterr().out)
+    # THEN policy check and audit take the same name, and find the role, path included
+    assert main(["policy", "check", "--policy-file", str(policy), "--api-arn", harness.sample.api.arn,
+                 "--role", "orders-auditor"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith("ok:")
+    code = main(["audit", "--api-id", harness.sample.api_id, "--stage", STAGE, "--region", harness.aws.region,
+                 "--role", "orders-auditor", "--endpoint", harness.url])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    # and the table says a healthy API's health is ok
+    header, row = out.splitlines()[:2]
+    assert dict(zip(header.split(), row.split(), strict=False))["HEALTH"] == "ok"
+
+
+def test_an_empty_discovery_says_which_tag_it_looked_for(
+    as_allowed_role: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["audit", "--discover", "ap-southeast-2", "--account", as_allowed_role.aws.account])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("nothing to audit: no REST API in ap-southeast-2 carries the tag ")
+    assert "access-auditor:allowed-roles" in out
+
+
+def test_every_command_s_help_has_examples() -> None:
+    from access_auditor.cli.main import build_parser
+
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    for name, command in commands.choices.items():  # type: ignore[attr-defined]
+        helps = [command.format_help()]
+        for action in command._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                helps += [sub.format_help() for sub in action.choices.values()]
+        for text in helps:
+            assert "examples:" in text, f"access-auditor {name}: no examples in its help"
+
+
+def test_the_hint_for_the_demo_extras_names_what_a_clone_can_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import access_auditor.local_aws
+
+    # as if the extras were absent: the demo module cannot be imported
+    monkeypatch.setitem(sys.modules, "access_auditor.local_aws.demo", None)
+    monkeypatch.delattr(access_auditor.local_aws, "demo", raising=False)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "make demo" in err and "pip install '.[demo]'" in err and "apigw-access-auditor[demo]" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--stage")
     parser.add_argument("--region")
     parser.add_argument("--account", help="the API's account (default: the first role's)")
-    parser.add_argument("--role", action="append", help="allowed role ARN (repeatable)")
+    parser.add_argument("--role", action="append",
+                        help="allowed role: an ARN, or a role name looked up in IAM (repeatable)")  # fmt: skip
     parser.add_argument("--assume-role", help="sign the health call as this role, assumed through STS")
     parser.add_argument("--outsider-role", help="role whose signed probe must be refused")
     parser.add_argument("--health-path")
@@ -55,6 +57,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--deadline", type=seconds, default=60.0, metavar="SECONDS",
                         help="the whole audit ends within this time, as the Lambda's does (default 60)")  # fmt: skip
     parser.set_defaults(handler=run)
+
+
+def in_flags(message: str) -> str:
+    """A configuration error as the flags that set what it names (``--stage`` for API_STAGE)."""
+    for flag, name in _FLAGS.items():
+        message = re.sub(rf"\b{name}\b", "--" + flag.replace("_", "-"), message)
+    return message.replace("--discover: ", "").replace("DISCOVERY_REGIONS", "--discover")
 
 
 def settings(args: argparse.Namespace) -> dict[str, str]:
@@ -90,12 +99,24 @@ def settings(args: argparse.Namespace) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from access_auditor.audit import run_audit
+    from access_auditor.cli.policy import resolve_roles
     from access_auditor.config import load_config
+    from access_auditor.sources import ALLOWED_ROLES_TAG
     from access_auditor.wiring import build_ports
 
-    config = load_config(settings(args))
-    ports = build_ports(aws_session(args.profile), share=config.control_plane_share)
+    session = aws_session(args.profile)
+    if args.role:
+        args.role = resolve_roles(args.role, args.account, session, args.region)
+    try:
+        config = load_config(settings(args))
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if args.config else in_flags(str(exc))) from exc
+    ports = build_ports(session, share=config.control_plane_share)
     results = run_audit(config, ports, budget_s=args.deadline)
+    if not results and not args.json:
+        print(f"nothing to audit: no REST API in {', '.join(args.discover or [])} carries the tag "
+              f"{ALLOWED_ROLES_TAG} (discovery audits only the APIs that carry it)")  # fmt: skip
+        return 0
     if args.json:
         print(
             json.dumps(
@@ -122,7 +143,8 @@ def render_table(results: list[TargetResult]) -> str:
         verdict = "ok" if r.ok else "deferred" if r.deferred else "ERROR" if r.audit_error else "FINDINGS"
         latency = f"{summary['latencyMs']:.0f} ms" if summary["latencyMs"] is not None else "-"
         values = r.metric_values()  # what the metrics say: "-" where no check spoke for the category
-        flags = ({None: "-", 1: "YES", 0: "no"}[values.get(str(c.metric))] for c in categories)
+        # what each category's metric says: "ok", "FAIL" (a finding counts in it), or "-" (no check spoke)
+        flags = ({None: "-", 1: "FAIL", 0: "ok"}[values.get(str(c.metric))] for c in categories)
         rows.append((r.target.api_id, r.target.stage, r.target.region, str(summary["statusCode"] or "-"), latency,
                      *flags, verdict))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

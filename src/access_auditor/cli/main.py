@@ -85,7 +85,8 @@ def _demo(args: argparse.Namespace) -> int:
         from access_auditor.local_aws import demo, serve
     except ImportError as exc:
         raise ConfigError(
-            f"the local AWS needs the demo extras: pip install 'apigw-access-auditor[demo]' ({exc})"
+            f"the local AWS needs the demo extras: run `make demo` in the clone, or `pip install '.[demo]'` there "
+            f"({exc})"
         ) from exc
     return serve.serve() if args.serve else demo.run_demo(limit=args.scenarios)
 
@@ -97,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     try:
         return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``| head``): what it wanted it has. Nothing more may reach the closed pipe,
+        # not even at exit when Python flushes stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, streams[0].fileno())
+        return EXIT_OK
     finally:
         sys.stdout, sys.stderr = streams
 
@@ -129,6 +136,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # main's: the reader went away, which is not an error
     except Exception as exc:  # a bug: one line, never a traceback with whatever it holds
         sys.stderr.write(f"access-auditor: internal error: {redact(f'{type(exc).__name__}: {exc}')}\n")
         return EXIT_FINDINGS

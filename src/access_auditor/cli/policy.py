@@ -47,7 +47,8 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     check.add_argument("--policy-file", required=True, help="plain or API Gateway-escaped JSON; - for stdin")
     check.add_argument("--api-arn", required=True, help="arn:aws:execute-api:REGION:ACCOUNT:API_ID")
-    check.add_argument("--role", action="append", required=True, help="allowed role ARN (repeatable)")
+    check.add_argument("--role", action="append", required=True, help=ROLE_HELP)
+    check.add_argument("--profile", help="AWS profile, used only to look up role names")
     check.add_argument("--stage", default="prod", help="stage the representative methods are placed in")
     check.add_argument("--json", action="store_true", help='print {"drift": bool, "findings": [...]}')
     check.set_defaults(handler=run_check)
@@ -103,8 +104,9 @@ def role_arn_by_name(iam: Any, name: str) -> str:
         raise
 
 
-def resolve_roles(names: list[str], account: str, session: Any, region: str) -> list[str]:
-    """ARNs pass through; a bare name is looked up in IAM (see role_arn_by_name)."""
+def resolve_roles(names: list[str], account: str | None, session: Any, region: str | None) -> list[str]:
+    """ARNs pass through; a bare name is looked up in IAM (see role_arn_by_name), and must be of ``account``
+    when it is known. ``session``: a botocore session, or a callable making one (called only for a name)."""
     from access_auditor.aws.clients import make_client
 
     resolved = []
@@ -117,9 +119,11 @@ def resolve_roles(names: list[str], account: str, session: Any, region: str) -> 
                 )
             resolved.append(name)
             continue
-        iam = iam or make_client("iam", region, session)
+        if callable(session):
+            session = session()
+        iam = iam or make_client("iam", region or "us-east-1", session)  # IAM is global
         arn = role_arn_by_name(iam, name)
-        if arn.split(":")[4] != account:
+        if account and arn.split(":")[4] != account:
             raise ConfigError(f"--role {name}: found in account {arn.split(':')[4]}, not the API's {account}")
         resolved.append(arn)
     return resolved
@@ -136,16 +140,14 @@ def run_check(args: argparse.Namespace) -> int:
     from access_auditor.policy.analysis import check_policy, representative_methods
 
     api = ApiRef.from_arn(args.api_arn)
-    for role in args.role:
-        if not ROLE_ARN.match(role):
-            raise ConfigError(f"--role {role}: not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)")
+    roles = resolve_roles(args.role, api.account, lambda: aws_session(args.profile), api.region)
     try:
         text = sys.stdin.read() if args.policy_file == "-" else Path(args.policy_file).read_text()
     except OSError as exc:
         raise ConfigError(f"--policy-file {args.policy_file}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise PolicyParseError(f"--policy-file {args.policy_file}: not UTF-8 text") from exc
-    verdict = check_policy(text, api, args.role, representative_methods(args.stage))
+    verdict = check_policy(text, api, roles, representative_methods(args.stage))
     if args.json:
         print(
             json.dumps(

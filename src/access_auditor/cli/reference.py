@@ -9,10 +9,23 @@ from typing import Any
 
 
 def register(commands: Any) -> None:
-    findings = commands.add_parser("findings", help="every finding code: severity, metric, meaning")
+    findings = commands.add_parser(
+        "findings", help="every finding code: severity, metric, meaning",
+        description="Every finding the auditor can report: its code, severity, the metric it counts in, and what it means.",
+        epilog="examples:\n  access-auditor findings\n  access-auditor findings | grep HEALTH_\n"
+               "  access-auditor findings --markdown > findings.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     findings.add_argument("--markdown", action="store_true", help="as the README's table")
     findings.set_defaults(handler=_findings)
-    schema = commands.add_parser("schema", help="the configuration document's JSON Schema")
+    schema = commands.add_parser(
+        "schema", help="the configuration document's JSON Schema",
+        description="The configuration document's JSON Schema (defaults, discovery, targets), from the code that reads it.",
+        epilog="examples:\n  access-auditor schema > auditor-config.schema.json\n"
+               "  # validate a document with any JSON Schema validator, e.g.\n"
+               "  check-jsonschema --schemafile auditor-config.schema.json fleet.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     schema.set_defaults(handler=_schema)
 
 
