@@ -1,6 +1,5 @@
 # Every target installs what it needs on a fresh clone. The verbs are the ones in the README.
 SHELL := /bin/bash
-PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Two stamps: the demo needs the runtime and the local AWS only; tests need the developer toolchain too.
@@ -8,6 +7,8 @@ DEMO_STAMP := $(VENV)/.demo-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # `sam build` needs the Lambda runtime's interpreter (python3.13) on PATH; pyenv keeps it out of the way.
 PY313_DIR := $(shell dirname "$$(PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3.13 || echo /nonexistent/python3.13)")
+# The venv runs on that same Python 3.13: the one version the locks, the tests and the package are made for.
+PYTHON ?= $(PY313_DIR)/python3.13
 export PATH := $(CURDIR)/$(BIN):$(PY313_DIR):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 # Never let a developer's real AWS profile leak into local runs.
@@ -21,6 +22,7 @@ LOCAL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_EC2_METADATA_DISABLED
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 $(BIN)/uv: requirements/bootstrap.txt
+	@test -x "$(PYTHON)" || { echo "make: Python 3.13 is needed (the Lambda runtime's, which the locks and tests are for): install it (pyenv install 3.13, or your system's python3.13 package), or give its path: make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
 
@@ -59,12 +61,17 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# Every function package: the single-account stack's (.aws-sam/build) and the organization hub's
+# (.aws-sam/hub). The member template has no code. Offline once the locked wheels are cached (src/Makefile).
 build: $(DEV_STAMP)
 	$(BIN)/sam build
+	$(BIN)/sam build --template organization/hub.yaml --build-dir .aws-sam/hub
 
+# Every template: cfn-lint on all three, and SAM's own validation on the two SAM templates.
 validate: $(DEV_STAMP)
-	$(BIN)/cfn-lint template.yaml
-	$(BIN)/sam validate --lint
+	$(BIN)/cfn-lint template.yaml organization/hub.yaml organization/member.yaml
+	$(BIN)/sam validate --lint --template template.yaml
+	$(BIN)/sam validate --lint --template organization/hub.yaml
 
 bench: $(DEV_STAMP)
 	$(LOCAL_ENV) $(BIN)/python -m pytest benchmarks -o testpaths=benchmarks

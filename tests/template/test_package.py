@@ -70,3 +70,19 @@ def test_built_handler_reads_a_yaml_configuration_document(
     )
     assert run.error is None and run.result is not None, run.error
     assert run.result["ok"] is True and run.result["targets"][0]["source"] == "config"
+
+
+def test_a_rebuild_needs_no_package_index_once_the_wheels_are_cached(built: Path, tmp_path: Path) -> None:
+    # GIVEN the build above (it cached the locked wheels), and a package index that cannot be reached
+    python313 = shutil.which("python3.13")
+    assert python313
+    env = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": "", "PIP_NO_INPUT": "1",
+           "ARTIFACTS_DIR": str(tmp_path / "again"), "PYTHON": python313}  # fmt: skip
+    # WHEN the function is built again, the way sam build runs it
+    run = subprocess.run(["make", "-C", str(ROOT / "src"), "build-AuditorFunction"], env=env, capture_output=True,
+                         text=True, timeout=300, check=False)  # fmt: skip
+    # THEN it builds the same package
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "again").glob("*.dist-info")) == sorted(
+        p.name for p in built.glob("*.dist-info")
+    )
