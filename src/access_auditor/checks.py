@@ -20,8 +20,10 @@ from access_auditor.findings import Category, Finding, Severity, finding
 from access_auditor.observation import AlreadyReported, NoHealthIdentity, Observation
 from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.analysis import PolicyVerdict, check_policy
+from access_auditor.policy.expected import apply_command, tag_command
 from access_auditor.policy.matrix import OTHER_STAGE, Access, Method
 from access_auditor.probes import CallResult, health_finding, probe_finding
+from access_auditor.sources import ALLOWED_ROLES_TAG
 
 
 class Skip(AuditorError):  # noqa: N818 - a signal, not a failure
@@ -234,9 +236,12 @@ def health(obs: Observation) -> list[Finding]:
     except CredentialsError as exc:
         return [finding("CREDENTIALS_UNAVAILABLE", f"no credentials to sign the health call: {exc}")]
     except NoHealthIdentity as exc:
+        target, own = obs.target, str(obs.config.health_identity)
+        roles = [*target.allowed_roles, own]
         raise Skip("no identity to sign as", (finding("HEALTH_IDENTITY_MISSING", f"{exc}. Add the member audit "
-            "role to the API's allowed roles (tag and policy), or tag the API access-auditor:health-role with "
-            "an allowed role that the member audit role may assume"),)) from exc  # fmt: skip
+            f"role to the API's allowed roles, in the tag: {tag_command(target.api, ALLOWED_ROLES_TAG, roles)}; and "
+            f"in the policy: {apply_command(target.api, roles, target.stage)}; or tag the API "
+            "access-auditor:health-role with an allowed role that the member audit role may assume"),)) from exc  # fmt: skip
     failure = health_finding(result, obs.target.expected_status, obs.target.health_url)
     return ([failure] if failure else []) + customised_responses(obs, result)
 

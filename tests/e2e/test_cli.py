@@ -518,3 +518,35 @@ def test_the_hint_for_the_demo_extras_names_what_a_clone_can_install(
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert "make demo" in err and "pip install '.[demo]'" in err and "apigw-access-auditor[demo]" not in err
+
+
+def test_a_missing_policy_names_the_command_that_fixes_it_and_the_command_does(
+    as_allowed_role: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from access_auditor.local_aws.sample import deploy
+
+    # GIVEN the API as a first deploy often finds it: no resource policy at all
+    harness = as_allowed_role
+    apigw = harness.aws.client("apigateway")
+    apigw.update_rest_api(
+        restApiId=harness.sample.api_id, patchOperations=[{"op": "replace", "path": "/policy", "value": ""}]
+    )
+    deploy(apigw, harness.sample.api_id)
+    audit = ["audit", "--api-id", harness.sample.api_id, "--stage", STAGE, "--region", harness.aws.region,
+             "--role", harness.sample.allowed_role_arn, "--endpoint", harness.url, "--json"]  # fmt: skip
+    try:
+        assert main(audit) == 1
+        [missing] = [f for f in json.loads(capsys.readouterr().out)["targets"][0]["findings"]
+                     if f["code"] == "POLICY_MISSING"]  # fmt: skip
+        # WHEN the user runs the command the finding gives, then the same without --dry-run
+        command = re.search(r"access-auditor policy apply [^,]+ --dry-run", missing["message"])
+        assert command, missing["message"]
+        argv = shlex.split(command[0])[1:]
+        assert main(argv) == 0 and main([a for a in argv if a != "--dry-run"]) == 0
+        capsys.readouterr()
+        # THEN the next audit is quiet
+        assert main(audit) == 0, capsys.readouterr().out
+    finally:
+        harness.restore()

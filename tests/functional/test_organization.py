@@ -91,6 +91,13 @@ def test_the_health_call_is_made_only_as_a_role_the_policy_exempts(org: LocalOrg
     # THEN the first is not called at all, and says why; the second is called as its health role
     assert targets[bare.api_id]["statusCode"] is None
     assert [f["code"] for f in targets[bare.api_id]["findings"]] == ["HEALTH_IDENTITY_MISSING"]
+    # and says exactly what to run: the tag, with the API's roles and the member role, and the policy
+    message = targets[bare.api_id]["findings"][0]["message"]
+    roles = f"arn:aws:iam::{account}:role/orders-app {org.member_role_arn(account)}"
+    assert (f"aws apigateway tag-resource --region {region} --resource-arn arn:aws:apigateway:{region}::/restapis/"
+            f"{bare.api_id} --tags 'access-auditor:allowed-roles={roles}'") in message  # fmt: skip
+    assert (f"access-auditor policy apply --api-id {bare.api_id} --region {region} --stage prod "
+            f"--role arn:aws:iam::{account}:role/orders-app --role {org.member_role_arn(account)} --dry-run") in message  # fmt: skip
     assert (
         targets[bare.api_id]["flags"]["AuditError"] == 1
         and "HealthCheckFailed" not in targets[bare.api_id]["flags"]

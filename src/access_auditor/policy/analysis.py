@@ -12,7 +12,7 @@ from typing import Any
 from access_auditor.findings import Category, Finding, Severity, finding, flagged
 from access_auditor.policy.document import ApiRef, Policy, canonicalize_policy, load_policy, parse_policy_text
 from access_auditor.policy.evaluator import unmodelled_elements
-from access_auditor.policy.expected import render_expected_policy
+from access_auditor.policy.expected import apply_command, render_expected_policy
 from access_auditor.policy.matrix import (
     OTHER_STAGE,
     Access,
@@ -91,8 +91,9 @@ def analyse_policy(
             finding(
                 "POLICY_MISSING",
                 f"API {api.api_id} has no resource policy: any principal whose own IAM policy allows "
-                "execute-api:Invoke can call it, and NONE methods are public. Apply the expected policy "
-                "(access-auditor policy apply) and deploy the stage.",
+                "execute-api:Invoke can call it, and NONE methods are public. Apply the expected policy and "
+                f"deploy the stage: {apply_command(api, allowed_roles, methods[0].stage if methods else 'STAGE')}"
+                ", then the same without --dry-run",
             )
         )
     else:

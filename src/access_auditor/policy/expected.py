@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from access_auditor.errors import ConfigError
@@ -56,3 +57,16 @@ def render_expected_policy(api: ApiRef, allowed_roles: list[str]) -> dict[str, A
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def apply_command(api: ApiRef, allowed_roles: Sequence[str], stage: str) -> str:
+    """The command that saves the expected policy on ``api`` and deploys ``stage``, as a dry run first."""
+    roles = " ".join(f"--role {role}" for role in allowed_roles)
+    return f"access-auditor policy apply --api-id {api.api_id} --region {api.region} --stage {stage} {roles} --dry-run"
+
+
+def tag_command(api: ApiRef, tag: str, values: Sequence[str]) -> str:
+    """The AWS CLI command that sets ``tag`` on ``api`` to ``values`` (space-separated, as the tag is read)."""
+    value = " ".join(values)
+    return (f"aws apigateway tag-resource --region {api.region} --resource-arn "
+            f"arn:{api.partition}:apigateway:{api.region}::/restapis/{api.api_id} --tags '{tag}={value}'")  # fmt: skip
