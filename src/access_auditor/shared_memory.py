@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from access_auditor.aws.apigateway import ExportProblem
 from access_auditor.aws.dynamodb import SharedStore
@@ -20,7 +20,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class SharedDict(dict[K, V], Generic[K, V]):
+class SharedDict[K, V](dict[K, V]):
     """A dict that reads through to ``store`` on a miss and writes through on every assignment."""
 
     def __init__(

@@ -59,7 +59,7 @@ def build_ports(
     )
 
 
-def once_per_key(make: Callable[[K], T]) -> Callable[[K], T]:
+def once_per_key[K: Hashable, T](make: Callable[[K], T]) -> Callable[[K], T]:
     """``make(key)`` at most once per key, however many threads ask at the same moment (functools' cache
     would let each of them build its own client; botocore sessions are not thread-safe either)."""
     made: dict[K, T] = {}

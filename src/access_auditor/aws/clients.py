@@ -55,6 +55,6 @@ def aws_call(operation: str) -> Iterator[None]:
         raise AwsCallError(operation, type(exc).__name__, str(exc)) from exc
 
 
-def call(operation: str, fn: Callable[..., T], **kwargs: Any) -> T:
+def call[T](operation: str, fn: Callable[..., T], **kwargs: Any) -> T:
     with aws_call(operation):
         return fn(**kwargs)
