@@ -1,4 +1,4 @@
-# Every target installs what it needs on a fresh clone. The verbs are the ones in the README.
+# Every target installs what it needs on a fresh clone. The verbs are the ones in the README and docs/development.md.
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 # Never let a developer's real AWS profile leak into local runs.
 LOCAL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_EC2_METADATA_DISABLED=true
 
-.PHONY: lock demo test lint typecheck build validate bench deploy serve clean
+.PHONY: lock demo test lint typecheck build validate bench deploy serve docs clean
 
 # uv installs what pip would, in a fraction of the time (it is what brings `make demo` on a fresh clone
 # under a minute), and compiles the locks. It is bootstrapped with pip, pinned by hash, into the venv.
@@ -55,8 +55,8 @@ test: lint typecheck
 	$(LOCAL_ENV) $(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks setup.py
-	$(BIN)/ruff format --check src tests benchmarks setup.py
+	$(BIN)/ruff check src tests benchmarks setup.py docs/hooks.py
+	$(BIN)/ruff format --check src tests benchmarks setup.py docs/hooks.py
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -73,6 +73,10 @@ validate: $(DEV_STAMP)
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/sam validate --lint --template organization/hub.yaml
 
+# The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link or anchor fails it.
+docs: $(DEV_STAMP)
+	$(BIN)/mkdocs build --strict
+
 bench: $(DEV_STAMP)
 	$(LOCAL_ENV) $(BIN)/python -m pytest benchmarks -o testpaths=benchmarks
 
@@ -80,4 +84,4 @@ deploy: build
 	$(BIN)/sam deploy --guided
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache site

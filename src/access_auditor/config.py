@@ -182,7 +182,7 @@ def _accounts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | None = None) -> AuditConfig:
-    """Build the audit configuration from environment variables (see the README for each one), and from
+    """Build the audit configuration from environment variables (docs/reference/environment.md lists each), and from
     the configuration document they name: CONFIG_PARAMETER (an SSM parameter, read with
     ``read_parameter``) or CONFIG_FILE (a path; relative paths are relative to the package)."""
     default_region = env.get("API_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""

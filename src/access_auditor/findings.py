@@ -2,8 +2,8 @@
 the categories it counts in and what it means.
 
 Everything else derives from this registry: a result's flags and metric values (a target drifted when it
-has a finding in the DRIFT category), the alarms' metric names, the CLI's table and the README's findings
-table (``access-auditor findings --markdown`` prints it; a test checks the README against it).
+has a finding in the DRIFT category), the alarms' metric names, the CLI's table and the documentation's
+findings table (``access-auditor findings --markdown`` prints it; the site generates its page from it).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def flagged(findings: Iterable[Finding], category: Category) -> bool:
 
 
 def markdown_table() -> str:
-    """The README's findings table, from the registry."""
+    """The findings table (docs/reference/findings.md), from the registry."""
     rows = ["| code | severity | counts as (metric) | meaning |", "| --- | --- | --- | --- |"]
     for code in CODES.values():
         counts = ", ".join(

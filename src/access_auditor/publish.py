@@ -21,7 +21,7 @@ TARGETS_AUDITED = "TargetsAudited"
 SHARDS_PLANNED = "ShardsPlanned"
 SHARD_REPORTED = "ShardReported"
 AUDIT_ERROR = str(Category.AUDIT_ERROR.metric)
-# Every metric the function emits, with its unit: what the README lists and the alarms may watch.
+# Every metric the function emits, with its unit: what docs/reference/metrics.md lists and the alarms may watch.
 METRICS = {
     **{c.metric: (MetricUnit.Count, c.meaning) for c in Category if c.metric},
     HEALTH_CHECK_LATENCY: (MetricUnit.Milliseconds, "the health call's latency, when it got an answer"),

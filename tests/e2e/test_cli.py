@@ -1,4 +1,5 @@
-"""The command line as a user runs it: every README example, profiles, exit codes, and the demo."""
+"""The command line as a user runs it: every documented example (docs/reference/cli.md), profiles, exit codes,
+and the demo."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ CLI = str(Path(sys.executable).parent / "access-auditor")
 
 
 def readme_examples() -> list[tuple[str, int]]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "reference" / "cli.md").read_text()
     block = text.split("<!-- cli-examples:begin -->")[1].split("<!-- cli-examples:end -->")[0]
     examples = []
     for line in block.splitlines():
@@ -420,7 +421,7 @@ def test_completion_scripts_for_bash_and_zsh(shell: str) -> None:
 
 
 def test_the_troubleshooting_example_shows_the_wrong_region(harness: Harness) -> None:
-    # The README's Troubleshooting example, as it runs: signed for eu-west-1, the scope line names it
+    # The signature-mismatch guide's example (docs/how-to/signature-mismatches.md), as it runs: signed for eu-west-1, the scope line names it
     run = subprocess.run([CLI, "call", "--region", "eu-west-1", "-v", f"{harness.url}/items?q=a b"],
                          env=shell_env(harness), capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert run.returncode == 1

@@ -32,6 +32,7 @@ class ApplyPlan:
     pending_unknown: str = ""  # why other pending changes cannot be ruled out
     lost: list[str] = field(default_factory=list)  # who loses access, by name
     refusals: list[str] = field(default_factory=list)  # why apply will not go ahead (without a flag)
+    notes: list[str] = field(default_factory=list)  # what the operator should know, and need not act on
 
     @property
     def deploy(self) -> bool:
@@ -49,6 +50,7 @@ class ApplyPlan:
             [f"pending changes cannot be ruled out: {self.pending_unknown}"] if self.pending_unknown else []
         )
         out += [f"loses access: {who}" for who in self.lost] or ["nobody named loses access"]
+        out += self.notes
         out += [f"refusing: {why}" for why in self.refusals]
         return out
 
@@ -140,9 +142,10 @@ def plan_apply(args: argparse.Namespace, session: Any, identity: dict[str, Any])
     else:
         decision = decide_invoke(load_policy(new, api), "AWS_IAM", RequestContext(caller, identity["Account"]),
                                  f"{api.arn}/{args.stage}/GET/", api.account, identity_allowed=True)  # fmt: skip
-        if not decision.allowed and not args.force:
-            plan.refusals.append(f"the new policy would deny you ({caller}), locking you out of the API; add --role "
-                                 "for yourself or pass --force")  # fmt: skip
+        if not decision.allowed:
+            # That is the lock: everyone but the allowed roles is denied, the operator who applies it included.
+            plan.notes.append(f"you ({caller}) will be denied too, as everyone but the allowed roles is; add --role "
+                              "for yourself to keep your own access")  # fmt: skip
     return plan
 
 

@@ -16,7 +16,7 @@ def register(commands: Any) -> None:
                "  access-auditor findings --markdown > findings.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    findings.add_argument("--markdown", action="store_true", help="as the README's table")
+    findings.add_argument("--markdown", action="store_true", help="as the documentation's table")
     findings.set_defaults(handler=_findings)
     schema = commands.add_parser(
         "schema", help="the configuration document's JSON Schema",

@@ -17,6 +17,7 @@ from access_auditor.local_aws.alarms import Datapoint, function_spec, load_templ
 from access_auditor.local_aws.event_source import EventSourceMapping
 from access_auditor.local_aws.invoke import WarmFunction, invoke_auditor, shipped
 from access_auditor.local_aws.server import LocalAws
+from access_auditor.local_aws.stack import create_role
 from access_auditor.org import Shard
 from access_auditor.policy.document import ApiRef
 
@@ -134,8 +135,8 @@ def create_organization(
     member = load_template(MEMBER_TEMPLATE)
     org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub, inactive=states)
     worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
-    org.worker_role_arn = _create_role(aws, aws.account, worker)
-    org.planner_role_arn = _create_role(
+    org.worker_role_arn = create_role(aws, aws.account, worker)
+    org.planner_role_arn = create_role(
         aws, aws.account, org.hub_value(hub["Resources"]["PlannerRole"]["Properties"])
     )
     org.member_role_name = str(org.hub_value({"Ref": "MemberRoleName"}))
@@ -149,23 +150,10 @@ def create_organization(
     for account in accounts:
         overrides = {"HubAccountId": aws.account, "OrganizationId": org_id, "AWS::AccountId": account}
         role = resolver(member, overrides)(member["Resources"]["AuditRole"]["Properties"])
-        audit_role = _create_role(aws, account, role)
+        audit_role = create_role(aws, account, role)
         app_role = f"arn:aws:iam::{account}:role/orders-app"
         org.apis[account] = create_fleet(aws, (app_role, audit_role), regions, per_region, account=account)
     return org
-
-
-def _create_role(aws: LocalAws, account: str, props: dict[str, Any]) -> str:
-    iam = aws.client("iam", account=account)
-    arn = iam.create_role(RoleName=props["RoleName"], AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
-                          Path=props.get("Path", "/"))["Role"]["Arn"]  # fmt: skip
-    for policy in props.get("Policies", []):
-        document = dict(policy["PolicyDocument"])
-        # A statement under a false condition resolves to AWS::NoValue (""): CloudFormation leaves it out.
-        document["Statement"] = [s for s in document["Statement"] if s != ""]
-        iam.put_role_policy(RoleName=props["RoleName"], PolicyName=policy["PolicyName"],
-                            PolicyDocument=json.dumps(document))  # fmt: skip
-    return str(arn)
 
 
 @dataclass

@@ -19,7 +19,7 @@ def serve(stop: threading.Event | None = None) -> int:
             "# The local AWS is running. In another shell, paste these to act as the allowed role",
             "# (temporary credentials issued by the emulated STS; they work only here):",
             *[f"export {k}={shlex.quote(v)}" for k, v in env.items()],
-            "# The variables the README's CLI examples use:",
+            "# The variables the documented CLI examples use (docs/reference/cli.md):",
             f"export URL={url} API_ID={sample.api_id} REGION={aws.region} API_ARN={sample.api.arn}",
             f"export ROLE={sample.allowed_role_arn} OUTSIDER={sample.outsider_role_arn}",
             "",
