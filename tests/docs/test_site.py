@@ -96,3 +96,23 @@ def test_the_deployer_policies_are_valid_iam_policies() -> None:
         policy = module.deployer_policy(module.deployed_types(ROOT / template))
         # the product's own policy reader takes it whole (effects, actions, resources, conditions)
         assert load_policy(policy, None, resource_policy=False).statements
+
+
+def test_every_variable_a_template_gives_a_function_is_documented() -> None:
+    from access_auditor.config import TARGET_SETTINGS
+
+    page = (DOCS / "reference" / "environment.md").read_text()
+    variables = {name for template in TEMPLATES for resource in load_template(ROOT / template)["Resources"].values()
+                 if resource["Type"] == "AWS::Serverless::Function"
+                 for name in resource["Properties"].get("Environment", {}).get("Variables", {})}  # fmt: skip
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", page))
+    assert (variables | set(TARGET_SETTINGS)) - documented == set()
+
+
+def test_the_first_deploy_tutorial_gives_the_readme_s_commands() -> None:
+    from tests.e2e.test_first_deploy import readme_steps
+
+    tutorial = (DOCS / "tutorials" / "first-deploy.md").read_text()
+    for step in readme_steps():
+        for command in step:
+            assert command in tutorial, command

@@ -73,6 +73,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    credentials = None if args.profile or args.role_arn else _environment_credentials()
     from access_auditor.signing import normalize_url, region_from_host
 
     started = time.monotonic()
@@ -89,13 +90,17 @@ def run(args: argparse.Namespace) -> int:
     method = (
         args.method or ("HEAD" if args.head else "POST" if body or args.data is not None else "GET")
     ).upper()
-    session = aws_session(args.profile)
-    region = args.region or region_from_host(args.url) or session.get_config_variable("region")
+    region = args.region or region_from_host(args.url)
+    if credentials is None or not region:
+        # botocore's whole credential chain and configuration: a session, imported only when needed (it is a
+        # fifth of the command's start-up)
+        session = aws_session(args.profile)
+        region = region or session.get_config_variable("region")
+        credentials = credentials or _credentials(session, args.role_arn)
     if not region:
         raise ConfigError(
             "cannot tell the signing region: the host is not an execute-api host; pass --region"
         )
-    credentials = _credentials(session, args.role_arn)
 
     response, hops, url = _follow(args, method, url, headers, body, credentials, region, started)
     out = sys.stdout.buffer
@@ -120,6 +125,29 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"access-auditor: the requested URL returned error: {response.status_code}\n")
         return EXIT_FAIL
     return EXIT_HTTP_ERROR if failed else 0
+
+
+def _without_optional_extensions() -> None:
+    """Importing botocore loads the AWS CRT and pyOpenSSL when they happen to be installed (with the SAM CLI,
+    say): two native extensions, two fifths of a signed call's start-up, for what this call never uses (CRT
+    signing schemes, credential providers, pyOpenSSL's TLS). With the credentials already in the environment,
+    botocore is left to take them as absent: SigV4 and TLS are its and the standard library's own either way."""
+    for name in ("awscrt", "OpenSSL"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "import name" raises ImportError
+
+
+def _environment_credentials() -> Any:
+    """The credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), which
+    botocore's chain would take first anyway; None when they are not all there."""
+    import os
+
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    if not (key and secret):
+        return None
+    _without_optional_extensions()  # before botocore is first imported
+    from botocore.credentials import Credentials
+
+    return Credentials(key, secret, os.environ.get("AWS_SESSION_TOKEN") or None, method="env")
 
 
 def _credentials(session: Any, role_arn: str | None) -> Any:

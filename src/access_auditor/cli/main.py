@@ -35,6 +35,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     from access_auditor.cli import audit, call, doctor, policy, reference
+    from access_auditor.cli.options import add_command
 
     parser = Parser(
         prog="access-auditor",
@@ -49,24 +50,21 @@ def build_parser() -> Parser:
     audit.register(commands)
     doctor.register(commands)
     reference.register(commands)
-    demo = commands.add_parser(
-        "demo",
-        help="run the product against a local emulated AWS (no account needed)",
-        description="Run every scenario of the demo against the local AWS, or keep it running with --serve.",
-        epilog="examples:\n  access-auditor demo\n  access-auditor demo --serve",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    demo = add_command(
+        commands, "demo", "run the product against a local emulated AWS (no account needed)",
+        "Run every scenario of the demo against the local AWS, or keep it running with --serve.",
+        "access-auditor demo", "access-auditor demo --serve",
+    )  # fmt: skip
     demo.add_argument(
         "--serve", action="store_true", help="keep the local AWS running and print how to use it"
     )
     demo.add_argument("--scenarios", type=int, metavar="N", help="run the first N scenarios only")
     demo.set_defaults(handler=_demo)
-    completion = commands.add_parser(
-        "completion", help="print the shell completion script",
-        description="Print a completion script: eval it in your shell's start-up file.",
-        epilog='examples:\n  eval "$(access-auditor completion bash)"    # in ~/.bashrc\n'
-               '  eval "$(access-auditor completion zsh)"     # in ~/.zshrc',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    completion = add_command(
+        commands, "completion", "print the shell completion script",
+        "Print a completion script: eval it in your shell's start-up file.",
+        'eval "$(access-auditor completion bash)"    # in ~/.bashrc',
+        'eval "$(access-auditor completion zsh)"     # in ~/.zshrc',
     )  # fmt: skip
     completion.add_argument("shell", choices=["bash", "zsh"])
     completion.set_defaults(handler=_completion)

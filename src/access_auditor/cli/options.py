@@ -33,3 +33,14 @@ def aws_session(profile: str | None) -> Any:
     except BotoCoreError as exc:
         raise ConfigError(f"--profile {profile}: {exc}") from exc
     return session
+
+
+def add_command(
+    commands: Any, name: str, summary: str, description: str, *examples: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with its examples (every command has some; a test checks)."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+    )  # fmt: skip
+    return parser

@@ -7,24 +7,23 @@ import argparse
 import json
 from typing import Any
 
+from access_auditor.cli.options import add_command
+
 
 def register(commands: Any) -> None:
-    findings = commands.add_parser(
-        "findings", help="every finding code: severity, metric, meaning",
-        description="Every finding the auditor can report: its code, severity, the metric it counts in, and what it means.",
-        epilog="examples:\n  access-auditor findings\n  access-auditor findings | grep HEALTH_\n"
-               "  access-auditor findings --markdown > findings.md",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    findings = add_command(
+        commands, "findings", "every finding code: severity, metric, meaning",
+        "Every finding the auditor can report: its code, severity, the metric it counts in, and what it means.",
+        "access-auditor findings", "access-auditor findings | grep HEALTH_", "access-auditor findings --markdown > findings.md",
     )  # fmt: skip
     findings.add_argument("--markdown", action="store_true", help="as the documentation's table")
     findings.set_defaults(handler=_findings)
-    schema = commands.add_parser(
-        "schema", help="the configuration document's JSON Schema",
-        description="The configuration document's JSON Schema (defaults, discovery, targets), from the code that reads it.",
-        epilog="examples:\n  access-auditor schema > auditor-config.schema.json\n"
-               "  # validate a document with any JSON Schema validator, e.g.\n"
-               "  check-jsonschema --schemafile auditor-config.schema.json fleet.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    schema = add_command(
+        commands, "schema", "the configuration document's JSON Schema",
+        "The configuration document's JSON Schema (defaults, discovery, targets), from the code that reads it.",
+        "access-auditor schema > auditor-config.schema.json",
+        "# validate a document with any JSON Schema validator, e.g.",
+        "check-jsonschema --schemafile auditor-config.schema.json fleet.json",
     )  # fmt: skip
     schema.set_defaults(handler=_schema)
 

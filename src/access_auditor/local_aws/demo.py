@@ -213,6 +213,7 @@ class Painter:
 
 
 def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
+    total = min(limit, len(SCENARIOS) + EXTRA) if limit else len(SCENARIOS) + EXTRA  # what "[n/total]" counts
     paint = Painter(out)
     started = time.monotonic()
     alarms = template_alarms(load_template(TEMPLATE))
@@ -232,25 +233,26 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
                 world.history.append(invocation.points)
             states = {a.name: evaluate(a, *world.history) for a in alarms}
             firing = {name for name, state in states.items() if state == "ALARM"}
+            # In ALARM though this scenario's last run did not raise its metric: the runs before still count.
+            carried = {a.name for a in alarms if a.name in firing
+                       and not any(p.metric == a.metric and any(v >= a.threshold for v in p.values) for p in invocation.points)}  # fmt: skip
             report = _report_fleet if scenario.fleet else _report
-            failures += report(out, paint, number, scenario, invocation, firing)
+            failures += report(out, paint, f"{number}/{total}", scenario, invocation, firing, carried)
             failures += _notifications(out, paint, world, alarms, states)
         if limit is None or limit > len(SCENARIOS):
-            failures += _react(out, paint, world, alarms, len(SCENARIOS) + 1)
+            failures += _react(out, paint, world, alarms, f"{len(SCENARIOS) + 1}/{total}")
         if limit is None or limit > len(SCENARIOS) + 1:
             from access_auditor.local_aws.demo_org import run_org_scenario
 
-            failures += run_org_scenario(out, paint, aws, len(SCENARIOS) + 2, len(SCENARIOS) + EXTRA)
+            failures += run_org_scenario(out, paint, aws, len(SCENARIOS) + 2, total)
         if limit is None or limit > len(SCENARIOS) + 2:
             from access_auditor.local_aws.demo_doctor import run_doctor_scenario
 
-            failures += run_doctor_scenario(
-                out, paint, aws, world.sample.api_id, len(SCENARIOS) + 3, len(SCENARIOS) + EXTRA
-            )
+            failures += run_doctor_scenario(out, paint, aws, world.sample.api_id, len(SCENARIOS) + 3, total)
         if limit is None or limit > len(SCENARIOS) + 3:
             from access_auditor.local_aws.demo_watch import run_watch_scenario
 
-            failures += run_watch_scenario(out, paint, aws, len(SCENARIOS) + 4, len(SCENARIOS) + EXTRA)
+            failures += run_watch_scenario(out, paint, aws, len(SCENARIOS) + 4, total)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
@@ -261,9 +263,15 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
 
 
 def _report(
-    out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
+    out: TextIO,
+    paint: Painter,
+    number: str,
+    scenario: Scenario,
+    run: Invocation,
+    firing: set[str],
+    carried: set[str],
 ) -> int:
-    out.write(paint(f"[{number}/{len(SCENARIOS) + EXTRA}] {scenario.title}", "bold") + "\n")
+    out.write(paint(f"[{number}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None or not run.result.get("targets"):
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1
@@ -287,6 +295,11 @@ def _report(
     out.write(
         f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
     )
+    if carried:
+        # An alarm evaluates its last EvaluationPeriods runs: the scenario before still counts in them.
+        out.write(
+            f"      (still in ALARM from the scenario before, whose runs it still counts: {', '.join(sorted(carried))})\n"
+        )
     return _verdict(out, paint, scenario, codes, firing)
 
 
@@ -312,6 +325,12 @@ def _notifications(
         else None
     )
     failures = 0
+    stayed = sorted(a.name for a in alarms if world.states.get(a.name, "OK") == states[a.name] == "ALARM")
+    if stayed:
+        # CloudWatch notifies on a change of state only: an alarm already in ALARM sends nothing new.
+        out.write(
+            f"      already in ALARM after the scenario before, so no new notification: {', '.join(stayed)}\n"
+        )
     for alarm in alarms:
         before, after = world.states.get(alarm.name, "OK"), states[alarm.name]
         world.states[alarm.name] = after
@@ -340,12 +359,12 @@ def _notifications(
 SETTLE_S = "2"  # the demo's SettleSeconds (the template's default is 10)
 
 
-def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], number: int) -> int:
+def _react(out: TextIO, paint: Painter, world: World, alarms: list[Alarm], number: str) -> int:
     """Seconds, not minutes: a weakening deployed reaches the function through CloudTrail's event, the
     template's rule and queue, and a change made as the auditor's own role starts nothing."""
     from access_auditor.local_aws.eventbridge import ChangePipeline, invoke_with
 
-    out.write(paint(f"[{number}/{len(SCENARIOS) + EXTRA}] Seconds, not minutes: a weakening deployed, seen through "
+    out.write(paint(f"[{number}] Seconds, not minutes: a weakening deployed, seen through "
                     "CloudTrail -> EventBridge -> the queue", "bold") + "\n")  # fmt: skip
     world.restore()
     world.fleet = []
@@ -398,9 +417,15 @@ def per_api_query() -> str:
 
 
 def _report_fleet(
-    out: TextIO, paint: Painter, number: int, scenario: Scenario, run: Invocation, firing: set[str]
+    out: TextIO,
+    paint: Painter,
+    number: str,
+    scenario: Scenario,
+    run: Invocation,
+    firing: set[str],
+    carried: set[str],
 ) -> int:
-    out.write(paint(f"[{number}/{len(SCENARIOS) + EXTRA}] {scenario.title}", "bold") + "\n")
+    out.write(paint(f"[{number}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None:
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1
@@ -423,6 +448,11 @@ def _report_fleet(
     out.write(
         f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
     )
+    if carried:
+        # An alarm evaluates its last EvaluationPeriods runs: the scenario before still counts in them.
+        out.write(
+            f"      (still in ALARM from the scenario before, whose runs it still counts: {', '.join(sorted(carried))})\n"
+        )
     return _verdict(out, paint, scenario, codes, firing)
 
 

@@ -116,9 +116,12 @@ def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total:
     _table(out, paint, "the dashboard's per-shard widget:", outcome.shard_rows,
            ["account", "region", "outcome", "targets", "reason"], bad=lambda row: row.get("outcome") != "audited")  # fmt: skip
     problems = [r for r in outcome.api_rows if str(r.get("ok")) != "True"]
-    out.write(
-        f"      the dashboard's per-API widget: {len(outcome.api_rows)} APIs, {len(problems)} with a problem:\n"
-    )
+    # A shard that could not be audited is one row ("*" for the API): it is not an API.
+    apis = [r for r in outcome.api_rows if r.get("api") != "*"]
+    unaudited = len(outcome.api_rows) - len(apis)
+    out.write(f"      the dashboard's per-API widget: {len(apis)} APIs audited"
+              + (f", {unaudited} shard(s) not audited" if unaudited else "")
+              + f"; {len(problems)} row(s) with a problem:\n")  # fmt: skip
     _table(
         out,
         paint,

@@ -117,6 +117,7 @@ def analyse_policy(
 
 def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Matrix) -> list[Finding]:
     findings: list[Finding] = []
+    weakened: list[Finding] = []  # one per caller class that gets in: reported as one weakening
     for caller in classes:
         changed = [
             (group, expected.cells[(caller.name, i)], saved.cells[(caller.name, i)])
@@ -132,7 +133,7 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
         else:
             gained = [(m, e, s) for m, e, s in changed if e.access == Access.DENIED]
             if gained:
-                findings.append(_weakened(caller, gained))
+                weakened.append(_weakened(caller, gained))
         rest = [(m, e, s) for m, e, s in changed if not _reported(caller, e)]
         if rest:
             (method, *_), before, after = rest[0]
@@ -143,7 +144,18 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
                     f"{after.access.value}{_more(rest)}; {_why_allowed(after) if after.allowed_by or after.allow_reasons else _why_denied(after)}.",
                 )
             )
-    return findings
+    return _one_weakening(weakened) + findings
+
+
+def _one_weakening(weakened: list[Finding]) -> list[Finding]:
+    """The weakening, once: the most severe caller class's finding, naming the other classes that get in too
+    (one policy change lets several kinds of caller in; it is one thing to fix)."""
+    if len(weakened) < 2:
+        return weakened
+    order = sorted(weakened, key=lambda f: f.severity != Severity.CRITICAL)
+    first, others = order[0], order[1:]
+    also = "; ".join(f.message.split(", which the expected policy denies")[0] for f in others)
+    return [Finding(first.code, first.severity, f"{first.message} Also: {also}.")]
 
 
 def _reported(caller: CallerClass, expected: Cell) -> bool:
