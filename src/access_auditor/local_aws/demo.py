@@ -236,8 +236,7 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
             # In ALARM though this scenario's last run did not raise its metric: the runs before still count.
             carried = {a.name for a in alarms if a.name in firing
                        and not any(p.metric == a.metric and any(v >= a.threshold for v in p.values) for p in invocation.points)}  # fmt: skip
-            report = _report_fleet if scenario.fleet else _report
-            failures += report(out, paint, f"{number}/{total}", scenario, invocation, firing, carried)
+            failures += _report(out, paint, f"{number}/{total}", scenario, invocation, firing, carried)
             failures += _notifications(out, paint, world, alarms, states)
         if limit is None or limit > len(SCENARIOS):
             failures += _react(out, paint, world, alarms, f"{len(SCENARIOS) + 1}/{total}")
@@ -271,27 +270,12 @@ def _report(
     firing: set[str],
     carried: set[str],
 ) -> int:
+    """One scenario's outcome: what the run found (one target, or the fleet's table), the alarms, the verdict."""
     out.write(paint(f"[{number}] {scenario.title}", "bold") + "\n")
     if run.error or run.result is None or not run.result.get("targets"):
         out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
         return 1
-    target = run.result["targets"][0]
-    status = target["statusCode"]
-    health = f"{status} in {target['latencyMs']:.0f} ms" if status is not None else "no answer"
-    probes = {None: "not run", True: paint("GOT IN", "red"), False: "refused"}[
-        target["unauthorizedCallAllowed"]
-    ]
-    out.write(f"      health call {health}; negative probes {probes}\n")
-    codes = set()
-    for finding in target["findings"]:
-        codes.add(finding["code"])
-        color = {"critical": "red", "high": "red", "medium": "yellow"}.get(finding["severity"], "dim")
-        text = textwrap.fill(
-            f"{finding['code']}: {finding['message']}", width=100, subsequent_indent=" " * 10
-        )
-        out.write(f"      {paint(finding['severity'].upper(), color)} {text}\n")
-    if not target["findings"]:
-        out.write("      findings: none\n")
+    codes = (_fleet_findings if scenario.fleet else _target_findings)(out, paint, run)
     out.write(
         f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
     )
@@ -301,6 +285,26 @@ def _report(
             f"      (still in ALARM from the scenario before, whose runs it still counts: {', '.join(sorted(carried))})\n"
         )
     return _verdict(out, paint, scenario, codes, firing)
+
+
+def _target_findings(out: TextIO, paint: Painter, run: Invocation) -> set[str]:
+    assert run.result is not None
+    target = run.result["targets"][0]
+    status = target["statusCode"]
+    health = f"{status} in {target['latencyMs']:.0f} ms" if status is not None else "no answer"
+    probes = {None: "not run", True: paint("GOT IN", "red"), False: "refused"}[
+        target["unauthorizedCallAllowed"]
+    ]
+    out.write(f"      health call {health}; negative probes {probes}\n")
+    for finding in target["findings"]:
+        color = {"critical": "red", "high": "red", "medium": "yellow"}.get(finding["severity"], "dim")
+        text = textwrap.fill(
+            f"{finding['code']}: {finding['message']}", width=100, subsequent_indent=" " * 10
+        )
+        out.write(f"      {paint(finding['severity'].upper(), color)} {text}\n")
+    if not target["findings"]:
+        out.write("      findings: none\n")
+    return {finding["code"] for finding in target["findings"]}
 
 
 def _notifications(
@@ -416,19 +420,8 @@ def per_api_query() -> str:
     return str(query).split("|", 1)[1].strip()
 
 
-def _report_fleet(
-    out: TextIO,
-    paint: Painter,
-    number: str,
-    scenario: Scenario,
-    run: Invocation,
-    firing: set[str],
-    carried: set[str],
-) -> int:
-    out.write(paint(f"[{number}] {scenario.title}", "bold") + "\n")
-    if run.error or run.result is None:
-        out.write(paint(f"      the handler failed: {run.error or run.result}\n", "red"))
-        return 1
+def _fleet_findings(out: TextIO, paint: Painter, run: Invocation) -> set[str]:
+    assert run.result is not None
     targets = run.result["targets"]
     out.write(f"      {len(targets)} targets ({sum(t['source'] == 'tag' for t in targets)} discovered by tag), "
               f"in {run.duration_ms} ms\n")  # fmt: skip
@@ -442,18 +435,9 @@ def _report_fleet(
     for i, line in enumerate(table):
         text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         out.write("        " + (paint(text, "red") if i and line[3] == "False" else text) + "\n")
-    codes = {f["code"] for t in targets for f in t["findings"]}
     weak = [t for t in targets if t["drift"]]
     out.write(f"      drifted: {', '.join(t['apiId'] + ' (' + t['region'] + ')' for t in weak) or 'none'}\n")
-    out.write(
-        f"      alarms in ALARM after {RUNS_PER_SCENARIO} scheduled runs: {', '.join(sorted(firing)) or 'none'}\n"
-    )
-    if carried:
-        # An alarm evaluates its last EvaluationPeriods runs: the scenario before still counts in them.
-        out.write(
-            f"      (still in ALARM from the scenario before, whose runs it still counts: {', '.join(sorted(carried))})\n"
-        )
-    return _verdict(out, paint, scenario, codes, firing)
+    return {f["code"] for t in targets for f in t["findings"]}
 
 
 def _verdict(out: TextIO, paint: Painter, scenario: Scenario, codes: set[str], firing: set[str]) -> int:
