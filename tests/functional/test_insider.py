@@ -141,7 +141,7 @@ def test_a_change_to_the_auditor_s_own_stack_pages_naming_who_made_it(harness: H
     for alarm in ("stack-HeartbeatAlarm", "stack-PolicyDriftAlarm", "someone-elses-alarm"):
         cloudwatch.put_metric_alarm(AlarmName=alarm, MetricName="m", Namespace="n", Statistic="Sum", Period=60,
                                     EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold")  # fmt: skip
-    for rule in ("stack-watch", "stack-watch-guard"):
+    for rule in ("stack-walarm", "stack-wguard"):
         events.put_rule(Name=rule, EventPattern='{"source": ["aws.lambda"]}')
     names = {**WATCHED, "AlarmTopic": topic}
     mallory = _insider(harness, "mallory")
@@ -149,21 +149,19 @@ def test_a_change_to_the_auditor_s_own_stack_pages_naming_who_made_it(harness: H
         # WHEN mallory switches off the heartbeat's pages and disables the watch rule itself; a stack update
         # (CloudFormation, for whoever deploys) changes an alarm; and someone changes an alarm of another stack
         _client(harness, "cloudwatch", mallory).disable_alarm_actions(AlarmNames=["stack-HeartbeatAlarm"])
-        _client(harness, "events", mallory).disable_rule(Name="stack-watch")
+        _client(harness, "events", mallory).disable_rule(Name="stack-walarm")
         _client(harness, "cloudwatch", mallory, via_cloudformation=True).disable_alarm_actions(
             AlarmNames=["stack-PolicyDriftAlarm"]
         )
         _client(harness, "cloudwatch", mallory).disable_alarm_actions(AlarmNames=["someone-elses-alarm"])
     # THEN two pages reached the topic, published by EventBridge itself: the alarm's, through the watch rule, and
     # the rule's own, through the guard; each names the call and mallory's session
-    assert [rule for rule, _ in watch.pages] == ["WatchRule", "WatchGuardRule"]
+    assert [rule for rule, _ in watch.pages] == ["WatchAlarmsRule", "WatchGuardRule"]
     messages = [message for _, message, *_ in sent]
     assert len(messages) == 2
     assert messages[0].startswith("WATCHER CHANGED: DisableAlarmActions (monitoring.amazonaws.com)")
     assert messages[1].startswith("WATCHER CHANGED: DisableRule (events.amazonaws.com)")
-    assert all(
-        "assumed-role/mallory/mallory" in m and "stack-watch" not in m.split("by")[0] for m in messages
-    )
+    assert all("assumed-role/mallory/mallory" in m and "stack-w" not in m.split("by")[0] for m in messages)
 
 
 def test_a_rewritten_function_or_a_deleted_schedule_pages(harness: Harness) -> None:
@@ -190,7 +188,7 @@ def test_a_rewritten_function_or_a_deleted_schedule_pages(harness: Harness) -> N
         )
         _client(harness, "scheduler", trudy).delete_schedule(Name="stack-schedule")
     # THEN each pages, naming Lambda's versioned call and the schedule's deletion, and trudy
-    assert [rule for rule, _ in watch.pages] == ["WatchRule", "WatchRule"]
+    assert [rule for rule, _ in watch.pages] == ["WatchFunctionsRule", "WatchFunctionsRule"]
     first, second = (message for _, message, *_ in sent)
     assert first.startswith("WATCHER CHANGED: UpdateFunctionConfiguration20150331v2 (lambda.amazonaws.com)")
     assert second.startswith("WATCHER CHANGED: DeleteSchedule (scheduler.amazonaws.com)")

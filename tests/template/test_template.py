@@ -322,34 +322,81 @@ def test_the_dashboard_body_is_json_and_its_table_reads_the_functions_log_group(
 
 @pytest.mark.parametrize("path", [TEMPLATE, ROOT / "organization" / "hub.yaml"], ids=lambda p: p.name)
 def test_the_watch_rules_cover_everything_that_keeps_the_auditor_paging(path: Path) -> None:
-    # GIVEN the template, every reference resolved to its logical id
+    from access_auditor.local_aws.eventbridge import watch_rules
+
+    # GIVEN the template's watch rules, every reference resolved to its logical id
     resources = load_template(path)["Resources"]
-    pattern = json.dumps(resources["WatchRule"]["Properties"]["EventPattern"])
-    guard = json.dumps(resources["WatchGuardRule"]["Properties"]["EventPattern"])
-    referenced = set(re.findall(r'"Ref": "([A-Za-z]+)"', pattern)) | set(
-        re.findall(r'"Fn::GetAtt": \["([A-Za-z]+)"', pattern)
+    rules = watch_rules({"Resources": resources})
+    patterns = {rule: json.dumps(resources[rule]["Properties"]["EventPattern"]) for rule in rules}
+    watched = " ".join(patterns[r] for r in rules if r != "WatchGuardRule")
+    referenced = set(re.findall(r'"Ref": "([A-Za-z]+)"', watched)) | set(
+        re.findall(r'"Fn::GetAtt": \["([A-Za-z]+)"', watched)
     )
-    # THEN every alarm, rule (SAM's events too), function, schedule, key, role, managed policy and table of the
-    # stack, and its topic, are watched, and the guard watches the watch rule...
-    kinds = ("AWS::CloudWatch::Alarm", "AWS::Events::Rule", "AWS::Serverless::Function", "AWS::KMS::Key",
-             "AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::DynamoDB::Table", "AWS::SNS::Topic")  # fmt: skip
-    wanted = {n for n, r in resources.items() if r["Type"] in kinds} - {"WatchRule", "WatchGuardRule"}
+    # THEN every rule (SAM's events too), function, schedule, key, role, managed policy and table of the stack,
+    # and its topic, are watched by name...
+    kinds = ("AWS::Events::Rule", "AWS::Serverless::Function", "AWS::KMS::Key", "AWS::IAM::Role",
+             "AWS::IAM::ManagedPolicy", "AWS::DynamoDB::Table", "AWS::SNS::Topic")  # fmt: skip
+    wanted = {n for n, r in resources.items() if r["Type"] in kinds} - set(rules)
     for name, resource in resources.items():
         for event, spec in (resource.get("Properties", {}).get("Events") or {}).items():
             if spec["Type"] in ("EventBridgeRule", "ScheduleV2"):
                 wanted.add(name + event)
     assert wanted <= referenced, wanted - referenced
-    assert "${AWS::StackName}-watch-guard" in pattern and "${AWS::StackName}-watch" in guard
-    # ... both publish to the topic, which lets EventBridge publish for them alone
-    for rule in ("WatchRule", "WatchGuardRule"):
+    # ... every alarm by the prefix all of them are named with...
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert all(a["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-") for a in alarms)
+    assert '{"prefix": {"Fn::Sub": "${AWS::StackName}-"}}' in watched
+    # ... the guard watches every other watch rule by name, and a watch rule watches the guard
+    names = {r: resources[r]["Properties"]["Name"]["Fn::Sub"] for r in rules}
+    assert all(names[r] in patterns["WatchGuardRule"] for r in rules if r != "WatchGuardRule")
+    assert names["WatchGuardRule"] in watched
+    # ... and each publishes to the topic, which lets EventBridge publish for them alone
+    for rule in rules:
         [target] = resources[rule]["Properties"]["Targets"]
         assert target["Arn"] == {"Ref": "AlarmTopic"} and "RoleArn" not in target
     [publish, _] = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert publish["Principal"] == {"Service": "events.amazonaws.com"}
-    assert publish["Condition"]["ArnEquals"]["aws:SourceArn"] == [
-        {"Fn::GetAtt": ["WatchRule", "Arn"]},
-        {"Fn::GetAtt": ["WatchGuardRule", "Arn"]},
-    ]
+    assert publish["Condition"]["ArnEquals"]["aws:SourceArn"] == [{"Fn::GetAtt": [r, "Arn"]} for r in rules]
+
+
+@pytest.mark.parametrize("path", [TEMPLATE, ROOT / "organization" / "hub.yaml"], ids=lambda p: p.name)
+def test_every_rule_fits_eventbridge_for_the_longest_stack_name(path: Path) -> None:
+    from access_auditor.local_aws.alarms import resolver
+    from access_auditor.local_aws.eventbridge import MAX_PATTERN_CHARS, pattern_text
+
+    # GIVEN the longest stack name the template allows (its functions are named STACK-auditor, STACK-planner:
+    # 64 characters at most) and every resource named as CloudFormation names it (STACK-LogicalId-RANDOM,
+    # ARNs in full), every optional part on
+    template = load_template(path)
+    stack = "s" * 56
+    arn = "arn:aws:{}:us-east-1:123456789012:{}"
+    names = {name: f"{stack}-{name}-ABCDEFGHIJKL"[:64] for name in template["Resources"]}
+    names |= {"AlarmTopic": arn.format("sns", f"{stack}-AlarmTopic-ABCDEFGHIJKL"), "ConfigParameterName": "/" + "p" * 200,
+              "AuditorReadPolicy": f"arn:aws:iam::123456789012:policy/{stack}-AuditorReadPolicy-ABCDEFGHIJKL",
+              "OutsiderProbePolicy": f"arn:aws:iam::123456789012:policy/{stack}-OutsiderProbePolicy-ABCDEFGHIJKL",
+              "ApiId": "abcdefghij", "AllowedRoleName": "r" * 64}  # fmt: skip
+    names |= {
+        k: "1234abcd-12ab-34cd-56ef-1234567890ab"
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::KMS::Key"
+    }
+    attributes = {f"{k}.Arn": arn.format("kms", f"key/{v}") for k, v in names.items() if k.endswith("Key")}
+    attributes["SharedCache.Arn"] = arn.format("dynamodb", f"table/{stack}-shared-cache")
+    resolve = resolver(template, names, stack, attributes)
+    # THEN every rule's pattern fits EventBridge's default quota, and every rule's name its 64 characters
+    for name, resource in template["Resources"].items():
+        props = resource["Properties"]
+        patterns = [props["EventPattern"]] if resource["Type"] == "AWS::Events::Rule" else []
+        patterns += [
+            e["Properties"]["Pattern"]
+            for e in (props.get("Events") or {}).values()
+            if e["Type"] == "EventBridgeRule"
+        ]
+        for pattern in patterns:
+            size = len(pattern_text(resolve(pattern)))
+            assert size <= MAX_PATTERN_CHARS, f"{name}: {size} characters"
+        if resource["Type"] == "AWS::Events::Rule" and "Name" in props:
+            assert len(resolve(props["Name"])) <= 64, name
 
 
 @pytest.mark.parametrize("path", [TEMPLATE, ROOT / "organization" / "hub.yaml"], ids=lambda p: p.name)

@@ -310,43 +310,47 @@ def _ours(record: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     return {"AlarmTopicKey": params["keyId"]}, {"AlarmTopicKey.Arn": answer["keyId"]}
 
 
+def _watch(doc: dict[str, Any], names: dict[str, str], attributes: dict[str, str] | None = None) -> Any:
+    """Whether any of the template's watch rules, resolved with these names, matches an event."""
+    from access_auditor.local_aws.alarms import resolver
+    from access_auditor.local_aws.eventbridge import watch_rules
+    from access_auditor.local_aws.events import matches
+
+    resolve = resolver(doc, names, attributes=attributes or {})
+    patterns = [resolve(doc["Resources"][rule]["Properties"]["EventPattern"]) for rule in watch_rules(doc)]
+    return lambda event: any(matches(pattern, event) for pattern in patterns)
+
+
 @pytest.mark.parametrize("case", WATCHED_WRITES["records"], ids=lambda c: c["record"]["eventName"])
-def test_the_watch_rule_pages_on_each_recorded_write_to_the_stack_s_own_resources(
+def test_the_watch_rules_page_on_each_recorded_write_to_the_stack_s_own_resources(
     case: dict[str, Any],
 ) -> None:
     from pathlib import Path
 
-    from access_auditor.local_aws.alarms import load_template, resolver
-    from access_auditor.local_aws.events import matches
+    from access_auditor.local_aws.alarms import load_template
 
     # GIVEN a recorded write (a real capture or AWS's sample), and the stack whose resource it wrote to
     record = case["record"]
     doc = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
     names, attributes = _ours(record)
-    pattern = resolver(doc, names, attributes=attributes)(
-        doc["Resources"]["WatchRule"]["Properties"]["EventPattern"]
-    )
-    # THEN the watch rule matches it, and the same write to another stack's resource does not
-    assert matches(pattern, _as_eventbridge_delivers(record))
-    others = resolver(doc, {k: "another-stacks-" + v for k, v in names.items()},
-                      attributes={k: v + "-other" for k, v in attributes.items()})  # fmt: skip
-    assert not matches(
-        others(doc["Resources"]["WatchRule"]["Properties"]["EventPattern"]), _as_eventbridge_delivers(record)
-    )
+    # THEN a watch rule matches it, and none matches the same write to another stack's resource
+    assert _watch(doc, names, attributes)(_as_eventbridge_delivers(record))
+    others = _watch(doc, {k: "another-stacks-" + v for k, v in names.items()},
+                    {k: v + "-other" for k, v in attributes.items()})  # fmt: skip
+    assert not others(_as_eventbridge_delivers(record))
 
 
-def test_the_watch_rule_lets_the_stack_s_own_deployment_through() -> None:
+def test_the_watch_rules_let_the_stack_s_own_deployment_through() -> None:
     from pathlib import Path
 
-    from access_auditor.local_aws.alarms import load_template, resolver
-    from access_auditor.local_aws.events import matches
+    from access_auditor.local_aws.alarms import load_template
 
     # GIVEN the stack's function, rewritten by CloudFormation (a deployment of the stack)
     record = WATCHED_WRITES["by_cloudformation"]["record"]
     doc = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
-    pattern = resolver(doc, _ours(record)[0])(doc["Resources"]["WatchRule"]["Properties"]["EventPattern"])
+    watch = _watch(doc, _ours(record)[0])
     # THEN it does not page; the same call made by a person does
-    assert not matches(pattern, _as_eventbridge_delivers(record))
+    assert not watch(_as_eventbridge_delivers(record))
     by_hand = {**record, "sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2",
                "userIdentity": {k: v for k, v in record["userIdentity"].items() if k != "invokedBy"}}  # fmt: skip
-    assert matches(pattern, _as_eventbridge_delivers(by_hand))
+    assert watch(_as_eventbridge_delivers(by_hand))

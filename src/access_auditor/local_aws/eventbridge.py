@@ -114,7 +114,26 @@ def invoke_with(env: dict[str, str]) -> Callable[[dict[str, Any]], Any]:
     return invoke
 
 
-WATCH_RULES = ("WatchRule", "WatchGuardRule")
+MAX_PATTERN_CHARS = 2048  # EventBridge quotas, "Event pattern size" (adjustable to 4,096 by request)
+
+
+def watch_rules(template: dict[str, Any]) -> list[str]:
+    """The template's watch rules: WatchGuardRule and every Watch*Rule beside it."""
+    return [name for name, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Events::Rule" and name.startswith("Watch") and name.endswith("Rule")]  # fmt: skip
+
+
+def pattern_text(pattern: Any) -> str:
+    """A rule's pattern as PutRule receives it (CloudFormation drops AWS::NoValue), whose length the quota counts."""
+
+    def present(value: Any) -> Any:
+        if isinstance(value, list):
+            return [present(v) for v in value if v != ""]
+        if isinstance(value, dict):
+            return {k: present(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(present(pattern), separators=(",", ":"))
 
 
 @dataclass
@@ -139,8 +158,12 @@ class WatchRules:
                 resolve(template["Resources"][name]["Properties"]["EventPattern"]),
                 resolve(template["Resources"][name]["Properties"]["Targets"][0]["InputTransformer"]),
             )
-            for name in WATCH_RULES
+            for name in watch_rules(template)
         }
+        for name, (pattern, _) in self.rules.items():  # PutRule refuses a longer pattern
+            if len(pattern_text(pattern)) > MAX_PATTERN_CHARS:
+                raise ValueError(f"{name}: the event pattern has {len(pattern_text(pattern))} characters, more "
+                                 f"than EventBridge takes ({MAX_PATTERN_CHARS})")  # fmt: skip
         self.sns = self.aws.client("sns")
         self.region = self.region or self.aws.region
 
