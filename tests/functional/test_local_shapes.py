@@ -166,6 +166,9 @@ def test_the_local_cloudtrail_records_watched_writes_as_aws_records_them(harness
         heard.clear()
         iam.attach_role_policy(RoleName="shape-role", PolicyArn=admin)
         client("kms").schedule_key_deletion(KeyId=key, PendingWindowInDays=20)
+        client("cloudwatch").put_metric_alarm(AlarmName="shape-alarm", MetricName="m", Namespace="n", Statistic="Sum",
+                                              Period=60, EvaluationPeriods=3, Threshold=50, ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+        client("events").put_rule(Name="shape-rule", EventPattern='{"source": ["aws.ec2"]}', State="ENABLED")
         client("lambda", via_cloudformation=True).update_function_configuration(
             FunctionName="shape-fn", Timeout=5
         )
@@ -177,7 +180,9 @@ def test_the_local_cloudtrail_records_watched_writes_as_aws_records_them(harness
     for detail, name in zip(ours, theirs, strict=False):
         record = theirs[name]
         assert (detail["eventSource"], detail["eventName"]) == (record["eventSource"], record["eventName"])
-        resource_keys = {"functionName", "roleName", "keyId"} & set(record["requestParameters"])
+        resource_keys = {"functionName", "roleName", "keyId", "alarmName", "name"} & set(
+            record["requestParameters"]
+        )
         assert resource_keys <= set(detail["requestParameters"]), name
         assert detail["awsRegion"] == (
             "us-east-1" if detail["eventSource"] == "iam.amazonaws.com" else "eu-west-1"

@@ -307,6 +307,12 @@ def _ours(record: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
         return {"AuditorFunction": name}, {}
     if record["eventSource"] == "iam.amazonaws.com":
         return {"AllowedRole": params["roleName"]}, {}
+    if (
+        record["eventSource"] == "monitoring.amazonaws.com"
+    ):  # (the recorded name, as one of the stack's: below)
+        return {"AWS::StackName": "stack"}, {}
+    if record["eventSource"] == "events.amazonaws.com":
+        return {"AuditorFunctionConfigChanged": params["name"]}, {}
     return {"AlarmTopicKey": params["keyId"]}, {"AlarmTopicKey.Arn": answer["keyId"]}
 
 
@@ -329,8 +335,12 @@ def test_the_watch_rules_page_on_each_recorded_write_to_the_stack_s_own_resource
 
     from access_auditor.local_aws.alarms import load_template
 
-    # GIVEN a recorded write (a real capture or AWS's sample), and the stack whose resource it wrote to
+    # GIVEN a recorded write (a real capture or AWS's sample), and the stack whose resource it wrote to (the
+    # stack names its alarms STACK-<logical id>: the sample's alarm, renamed so; the field is as recorded)
     record = case["record"]
+    if record["eventSource"] == "monitoring.amazonaws.com":
+        params = record["requestParameters"]
+        record = {**record, "requestParameters": {**params, "alarmName": "stack-" + params["alarmName"]}}
     doc = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
     names, attributes = _ours(record)
     # THEN a watch rule matches it, and none matches the same write to another stack's resource
