@@ -181,7 +181,9 @@ def _accounts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return ids
 
 
-def load_config(env: Mapping[str, str], read_parameter: Callable[[str], str] | None = None) -> AuditConfig:
+def load_config(
+    env: Mapping[str, str], read_parameter: Callable[[str, str], str] | None = None
+) -> AuditConfig:
     """Build the audit configuration from environment variables (docs/reference/environment.md lists each), and from
     the configuration document they name: CONFIG_PARAMETER (an SSM parameter, read with
     ``read_parameter``) or CONFIG_FILE (a path; relative paths are relative to the package)."""
@@ -377,7 +379,7 @@ def target_schema() -> dict[str, Any]:
 
 
 def _read_document(
-    env: Mapping[str, str], read_parameter: Callable[[str], str] | None
+    env: Mapping[str, str], read_parameter: Callable[[str, str], str] | None
 ) -> tuple[str, str] | None:
     parameter = env.get("CONFIG_PARAMETER", "").strip()
     path = env.get("CONFIG_FILE", "").strip()
@@ -386,7 +388,8 @@ def _read_document(
     if parameter:
         if read_parameter is None:
             raise ConfigError(f"CONFIG_PARAMETER {parameter}: no SSM client to read it with")
-        return read_parameter(parameter), f"SSM parameter {parameter}"
+        # CONFIG_KEY: the key the template made for the document; a parameter not encrypted with it is refused
+        return read_parameter(parameter, env.get("CONFIG_KEY", "").strip()), f"SSM parameter {parameter}"
     if path:
         file = Path(path) if Path(path).is_absolute() else Path(__file__).parent / path
         try:

@@ -71,14 +71,11 @@ def run_budget_s(config: AuditConfig, context: Any) -> float:
 
 @lru_cache(maxsize=1)
 def load_audit_config() -> AuditConfig:
-    def read_parameter(name: str) -> str:
+    def read_parameter(name: str, key: str) -> str:
         from access_auditor.aws.clients import make_client
         from access_auditor.aws.ssm import parameter_reader
 
-        reader = parameter_reader(
-            make_client("ssm", function_region(os.environ)), os.environ.get("CONFIG_KEY", "")
-        )
-        return str(reader(name))
+        return str(parameter_reader(make_client("ssm", function_region(os.environ)))(name, key))
 
     return load_config(os.environ, read_parameter)
 

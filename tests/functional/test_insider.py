@@ -230,7 +230,7 @@ def test_a_configuration_document_not_under_the_stack_s_key_is_not_obeyed(harnes
     key = harness.aws.client("kms").create_key()["KeyMetadata"]["Arn"]
     document = "defaults:\n  API_STAGE: prod\n"
     ssm.put_parameter(Name="/apigw/doc", Type="SecureString", KeyId=key, Value=document)
-    read = parameter_reader(ssm, key)
+    read = lambda name: parameter_reader(ssm)(name, key)  # noqa: E731
     assert read("/apigw/doc") == document
     # WHEN someone who may write the parameter but not use the key rewrites it: as a String, or a SecureString
     # under the account's default key

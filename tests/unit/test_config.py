@@ -135,3 +135,18 @@ def test_a_health_role_tag_outside_the_health_roles_path_makes_no_target(role: s
 def test_a_health_role_path_that_is_not_an_iam_path_is_refused() -> None:
     with pytest.raises(ConfigError, match="HEALTH_ROLE_PATH: 'health' is not an IAM path"):
         load_config({**GOOD, "HEALTH_ROLE_PATH": "health"})
+
+
+def test_the_configuration_parameter_is_read_with_the_stack_s_key() -> None:
+    # GIVEN the template's CONFIG_KEY beside CONFIG_PARAMETER (the reader refuses a parameter not under it)
+    asked: list[tuple[str, str]] = []
+
+    def read(name: str, key: str) -> str:
+        asked.append((name, key))
+        return '{"targets": [{"API_ID": "abc123", "API_STAGE": "prod", "ALLOWED_ROLE_ARN": "arn:aws:iam::123456789012:role/app"}]}'
+
+    load_config({"CONFIG_PARAMETER": "/auditor/fleet", "CONFIG_KEY": " arn:aws:kms:us-east-1:123456789012:key/k ",
+                 "AWS_REGION": "us-east-1"}, read)  # fmt: skip
+    # THEN the document is read with that key, and without one when the template set none
+    load_config({"CONFIG_PARAMETER": "/auditor/fleet", "AWS_REGION": "us-east-1"}, read)
+    assert asked == [("/auditor/fleet", "arn:aws:kms:us-east-1:123456789012:key/k"), ("/auditor/fleet", "")]

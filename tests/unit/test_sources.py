@@ -84,7 +84,7 @@ def test_the_allow_list_ignores_other_tags_and_a_bad_tag_is_one_finding() -> Non
     ports = Ports(
         control_plane=lambda scope: planes[scope.region], credentials=None, session=requests.Session()
     )  # type: ignore[arg-type,return-value]
-    result = plan_targets(load_config(env, lambda name: json.dumps(document)), ports)
+    result = plan_targets(load_config(env, lambda name, key: json.dumps(document)), ports)
     assert [t.api_id for t in result.targets] == ["api1", "api1"]
     problems = {t.api_id: f.code for t, f in result.problems}
     assert problems == {"api2": "TARGET_INVALID", "api9": "TAG_IGNORED"}

@@ -13,11 +13,11 @@ from access_auditor.aws.clients import call
 from access_auditor.errors import AuditorError, ConfigError
 
 
-def parameter_reader(client: Any, key: str = "") -> Any:
-    """``read(name) -> str`` over a botocore ``ssm`` client; a failure, or a parameter not encrypted with
-    ``key`` (an ARN or id, when given), is a ConfigError naming the parameter."""
+def parameter_reader(client: Any) -> Any:
+    """``read(name, key="") -> str`` over a botocore ``ssm`` client; a failure, or a parameter not encrypted
+    with ``key`` (an ARN or id, when given), is a ConfigError naming the parameter."""
 
-    def read(name: str) -> str:
+    def read(name: str, key: str = "") -> str:
         try:
             answer = call("GetParameter", client.get_parameter, Name=name, WithDecryption=True)
             if key:
