@@ -137,17 +137,16 @@ def _without_optional_extensions() -> None:
 
 
 def _environment_credentials() -> Any:
-    """The credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), which
-    botocore's chain would take first anyway; None when they are not all there."""
+    """The credentials in the environment, read by botocore's own environment provider (the first its chain
+    asks anyway); None when there are none."""
     import os
 
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
-    if not (key and secret):
+    if not os.environ.get("AWS_ACCESS_KEY_ID"):  # nothing to read: the session's whole chain decides
         return None
     _without_optional_extensions()  # before botocore is first imported
-    from botocore.credentials import Credentials
+    from botocore.credentials import EnvProvider
 
-    return Credentials(key, secret, os.environ.get("AWS_SESSION_TOKEN") or None, method="env")
+    return EnvProvider().load()
 
 
 def _credentials(session: Any, role_arn: str | None) -> Any:
