@@ -335,27 +335,14 @@ def deployer_policy(types: set[str]) -> dict[str, Any]:
 
 
 def deployed_types(path: Path) -> set[str]:
-    """The resource types a template creates, after SAM's transform (its schedules, permissions, mappings)."""
+    """The resource types a template creates, after SAM's transform (its schedules, permissions, mappings),
+    every optional part on (the configuration parameter's key, ...): the policy covers them all."""
     import os
 
-    from samtranslator.translator.transform import transform
+    from access_auditor.local_aws.alarms import translate_template
 
-    from access_auditor.local_aws.alarms import load_template
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = load_template(path)
-    if "Transform" not in template:
-        return {r["Type"] for r in template["Resources"].values()}
-    for props in [
-        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
-    ]:
-        props["CodeUri"] = "s3://artifacts/auditor.zip"
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    # Every optional part on (the configuration parameter's key, the hub's table...): the policy covers them.
-    output = transform(template, {"ConfigParameterName": "/auditor/config"}, NoManagedPolicies())
+    output = translate_template(path, {"ConfigParameterName": "/auditor/config"})
     return {r["Type"] for r in output["Resources"].values()}
 
 

@@ -51,21 +51,9 @@ def _region(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def translated(path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> dict[str, Any]:
-    from samtranslator.translator.transform import transform
+    from access_auditor.local_aws.alarms import translate_template
 
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = load_template(path)
-    # As `sam package` does: every local CodeUri (a function's, or the Globals') becomes an uploaded artifact.
-    for props in [template.get("Globals", {}).get("Function", {})] + [
-        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
-    ]:
-        if "CodeUri" in props:
-            props["CodeUri"] = "s3://artifacts/auditor.zip"
-    output: dict[str, Any] = transform(template, parameters or {}, NoManagedPolicies())
-    return output
+    return translate_template(path, parameters)
 
 
 def test_translation_yields_a_scheduled_function_with_least_privilege_statements() -> None:

@@ -65,6 +65,28 @@ def load_template(path: Path) -> dict[str, Any]:
     return data
 
 
+def translate_template(path: Path, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """A template as CloudFormation receives it after SAM's transform (samtranslator, the SAM CLI's own), with
+    every local CodeUri (a function's, or the Globals') an uploaded artifact as `sam package` makes it. A
+    template without the transform comes back as it is. samtranslator reads the region from boto3's default."""
+    from samtranslator.translator.transform import transform  # type: ignore[import-untyped]  # the dev toolchain
+
+    class NoManagedPolicies:  # the templates name no managed policy by name; nothing to look up
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = load_template(path)
+    if "Transform" not in template:
+        return template
+    for props in [template.get("Globals", {}).get("Function", {})] + [
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    ]:
+        if "CodeUri" in props:
+            props["CodeUri"] = "s3://artifacts/auditor.zip"
+    output: dict[str, Any] = transform(template, parameters or {}, NoManagedPolicies())
+    return output
+
+
 def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
     return {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
 
