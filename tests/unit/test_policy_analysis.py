@@ -207,3 +207,15 @@ def test_a_service_principal_is_reported_but_does_not_blind_the_statement() -> N
     verdict = check_policy(json.dumps(doc), API, [ROLE], METHODS)
     codes = {f.code for f in verdict.findings}
     assert codes == {"POLICY_NOT_MODELLED"}  # no caller class changed access
+
+
+def test_one_weakening_that_lets_several_kinds_of_caller_in_is_one_finding() -> None:
+    # GIVEN the console weakening: the Deny exempts every role of the account (StringNotLike role/*), so by
+    # IAM's rules any role gets in unconditionally, and any other principal of the account depending on who
+    weakened = variant(Condition={"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}})
+    verdict = check_policy(json.dumps(weakened), API, [ROLE], METHODS)
+    # THEN it is reported once, critical (someone always gets in), naming both kinds of caller
+    [finding] = [f for f in verdict.findings if f.code == "ACCESS_WEAKENED"]
+    assert finding.severity.value == "critical"
+    assert finding.message.startswith("any principal matching arn:aws:iam::123456789012:role/* can invoke")
+    assert "Also: another principal in account 123456789012 can, depending on who" in finding.message

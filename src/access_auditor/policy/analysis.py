@@ -117,7 +117,7 @@ def analyse_policy(
 
 def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Matrix) -> list[Finding]:
     findings: list[Finding] = []
-    weakened: list[Finding] = []  # one per caller class that gets in: reported as one weakening
+    weakened: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]] = []  # who gets in where: one finding
     for caller in classes:
         changed = [
             (group, expected.cells[(caller.name, i)], saved.cells[(caller.name, i)])
@@ -133,7 +133,7 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
         else:
             gained = [(m, e, s) for m, e, s in changed if e.access == Access.DENIED]
             if gained:
-                weakened.append(_weakened(caller, gained))
+                weakened.append((caller, gained))
         rest = [(m, e, s) for m, e, s in changed if not _reported(caller, e)]
         if rest:
             (method, *_), before, after = rest[0]
@@ -144,34 +144,33 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
                     f"{after.access.value}{_more(rest)}; {_why_allowed(after) if after.allowed_by or after.allow_reasons else _why_denied(after)}.",
                 )
             )
-    return _one_weakening(weakened) + findings
+    return ([_weakened(weakened)] if weakened else []) + findings
 
 
-def _one_weakening(weakened: list[Finding]) -> list[Finding]:
-    """The weakening, once: the most severe caller class's finding, naming the other classes that get in too
-    (one policy change lets several kinds of caller in; it is one thing to fix)."""
-    if len(weakened) < 2:
-        return weakened
-    order = sorted(weakened, key=lambda f: f.severity != Severity.CRITICAL)
-    first, others = order[0], order[1:]
-    also = "; ".join(f.message.split(", which the expected policy denies")[0] for f in others)
-    return [Finding(first.code, first.severity, f"{first.message} Also: {also}.")]
+def _weakened(callers: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]]) -> Finding:
+    """The weakening, once: one policy change lets several kinds of caller in, and it is one thing to fix.
+    Told for the caller class that gets in most surely (always, rather than under some conditions); the
+    others are named after it."""
+
+    def how(gained: list[tuple[Group, Cell, Cell]]) -> tuple[bool, str, Cell]:
+        always = [item for item in gained if item[2].access == Access.ALLOWED]
+        (method, *_), _, cell = (always or gained)[0]
+        verb = "can invoke" if always else "can, depending on who or where it calls from, invoke"
+        return bool(always), f"{verb} {method}{_more(gained)}", cell
+
+    told = sorted(((caller, *how(gained)) for caller, gained in callers), key=lambda told: not told[1])
+    (caller, always, what, cell), others = told[0], told[1:]
+    also = "; ".join(f"{other.name} {other_what}" for other, _, other_what, _ in others)
+    return Finding(
+        "ACCESS_WEAKENED",
+        Severity.CRITICAL if always else Severity.HIGH,
+        f"{caller.name} {what}, which the expected policy denies; {_why_allowed(cell)}. Restore the expected "
+        f"Deny and deploy the stage." + (f" Also: {also}." if also else ""),
+    )
 
 
 def _reported(caller: CallerClass, expected: Cell) -> bool:
     return expected.access == (Access.ALLOWED if caller.allowed_role else Access.DENIED)
-
-
-def _weakened(caller: CallerClass, gained: list[tuple[Group, Cell, Cell]]) -> Finding:
-    always = [item for item in gained if item[2].access == Access.ALLOWED]
-    (method, *_), _, cell = (always or gained)[0]
-    how = "can invoke" if always else "can, depending on who or where it calls from, invoke"
-    return Finding(
-        "ACCESS_WEAKENED",
-        Severity.CRITICAL if always else Severity.HIGH,
-        f"{caller.name} {how} {method}{_more(gained)}, which the expected policy denies; "
-        f"{_why_allowed(cell)}. Restore the expected Deny and deploy the stage.",
-    )
 
 
 def _locked_out(caller: CallerClass, lost: list[tuple[Group, Cell, Cell]]) -> Finding:
