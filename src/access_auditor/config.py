@@ -321,8 +321,9 @@ def discovered_target(
             raise ConfigError(
                 f"tag access-auditor:health-role: {health_role!r} is not a role of the API's account {account}"
             )
-        path = "/" + arn.split(":", 5)[-1].partition("/")[2].rpartition("/")[0] + "/"
-        if not path.replace("//", "/").startswith(config.health_role_path):
+        # role/<path segments>/<name>: the role's path is "/" and each segment followed by "/"
+        path = "/" + "".join(segment + "/" for segment in arn.split(":", 5)[-1].split("/")[1:-1])
+        if not path.startswith(config.health_role_path):
             # Nor as a role of the account outside the roles kept for health calls (the path the member
             # template lets its audit role assume).
             raise ConfigError(
