@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from access_auditor.local_aws.accounts import lambda_credentials, set_account_state
+from access_auditor.local_aws.accounts import set_account_state
 from access_auditor.local_aws.alarms import Datapoint, function_spec, load_template, resolver
 from access_auditor.local_aws.event_source import EventSourceMapping
 from access_auditor.local_aws.invoke import WarmFunction, invoke_auditor, shipped
 from access_auditor.local_aws.server import LocalAws
-from access_auditor.local_aws.stack import create_role
+from access_auditor.local_aws.stack import create_role, function_env
 from access_auditor.org import Shard
 from access_auditor.policy.document import ApiRef
 
@@ -69,10 +69,8 @@ class LocalOrganization:
     def _env(self, function: str, extra: dict[str, str]) -> dict[str, str]:
         variables = self.hub_value(self.hub["Resources"][function]["Properties"]["Environment"]["Variables"],
                                    {"ExcludedAccounts": self.management})  # fmt: skip
-        env = {name: str(value) for name, value in variables.items()}
         role = self.planner_role_arn if function == "PlannerFunction" else self.worker_role_arn
-        return {**self.aws.env, **lambda_credentials(role, function), **env,
-                "AWS_ENDPOINT_URL_EXECUTE_API": self.aws.gateway.url, **extra}  # fmt: skip
+        return {**function_env(self.aws, role, function, variables), **extra}
 
     def shard_queue(
         self, function: Any, visibility_s: int | None = None, name: str = "shards"

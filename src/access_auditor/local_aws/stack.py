@@ -59,6 +59,11 @@ def deploy_stack(aws: LocalAws, parameters: dict[str, str], stack: str = STACK) 
     role = attributes.get("AllowedRole.Arn") or attributes["AuditorExecutionRole.Arn"]
     variables = resolve(resources["AuditorFunction"]["Properties"]["Environment"]["Variables"])
     outputs = {key: str(resolve(spec["Value"])) for key, spec in template["Outputs"].items() if holds(spec)}
-    env = {**aws.env, **lambda_credentials(role, "AuditorFunction"), **{k: str(v) for k, v in variables.items()},
-           "AWS_ENDPOINT_URL_EXECUTE_API": aws.gateway.url}  # fmt: skip
-    return LocalStack(outputs, env)
+    return LocalStack(outputs, function_env(aws, role, "AuditorFunction", variables))
+
+
+def function_env(aws: LocalAws, role_arn: str, function: str, variables: dict[str, Any]) -> dict[str, str]:
+    """A function's environment on the local AWS: the variables its template sets, the credentials Lambda
+    gives its execution role, and the local AWS's endpoints (execute-api served by the local gateway)."""
+    return {**aws.env, **lambda_credentials(role_arn, function), **{k: str(v) for k, v in variables.items()},
+            "AWS_ENDPOINT_URL_EXECUTE_API": aws.gateway.url}  # fmt: skip
