@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -12,7 +13,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from access_auditor.audit import Ports, run_audit
-from access_auditor.config import AuditConfig, function_region, load_config, load_notify_config
+from access_auditor.config import AuditConfig, NotifyConfig, function_region, load_config, load_notify_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
 from access_auditor.redact import redact
@@ -135,13 +136,8 @@ def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
         config = load_notify_config(os.environ)
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         deadline = time.monotonic() + ((remaining() - 3000) / 1000 if remaining else DEFAULT_BUDGET_S)
-        sns = make_client("sns", config.region)
-
-        def publish(subject: str, message: str) -> None:
-            sns.publish(TopicArn=config.topic_arn, Subject=subject, Message=message)
-
         logs = LogsInsights(make_client("logs", config.region))
-        subject, _ = notify(change, logs, publish, config.log_group, config.period_s, deadline)
+        subject, _ = notify(change, logs, _pager(config), config.log_group, config.period_s, deadline)
     except Exception as exc:  # the alarm still reaches people through the function's Errors alarm
         logger.error("the alarm notification failed", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
         raise
@@ -149,17 +145,24 @@ def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"ok": True, "notified": True, "subject": subject}
 
 
+def _pager(config: NotifyConfig) -> Callable[[str, str], None]:
+    """``page(subject, message)``: a publish to the alarm topic, the one way the function pages."""
+    from access_auditor.aws.clients import make_client
+
+    sns = make_client("sns", config.region)
+    return lambda subject, message: sns.publish(TopicArn=config.topic_arn, Subject=subject, Message=message)
+
+
 def notify_config_change(event: dict[str, Any]) -> dict[str, Any]:
     """The configuration document's parameter changed (the ConfigChanged rule): page the topic. A failure
     raises, so Lambda's OnFailure destination still takes the event to the topic."""
-    from access_auditor.aws.clients import make_client
     from access_auditor.notify import config_change
 
     config = load_notify_config(os.environ)
     page = config_change(event, config.config_parameter)
     if page is None:
         return {"ok": True, "notified": False}
-    make_client("sns", config.region).publish(TopicArn=config.topic_arn, Subject=page[0], Message=page[1])
+    _pager(config)(*page)
     logger.warning("the configuration document changed", extra={"subject": page[0]})
     return {"ok": True, "notified": True, "subject": page[0]}
 
