@@ -174,6 +174,9 @@ def test_the_local_cloudtrail_records_watched_writes_as_aws_records_them(harness
         )
     finally:
         emulation.LISTENERS.remove(heard.append)
+    # EventBridge's source is aws.<the eventSource's prefix> (aws.monitoring for CloudWatch), as documented
+    assert shape["eventbridge_source"]["sources"]
+    assert all(e["source"] == "aws." + e["detail"]["eventSource"].split(".")[0] for e in done + heard)
     ours = [e["detail"] for e in done + heard]
     # THEN each is recorded under the same event source and name, with the resource under the same parameter,
     # named as the caller gave it; IAM's in us-east-1 (a global service), the others in the caller's region

@@ -348,6 +348,10 @@ def test_the_watch_rules_page_on_each_recorded_write_to_the_stack_s_own_resource
     others = _watch(doc, {k: "another-stacks-" + v for k, v in names.items()},
                     {k: v + "-other" for k, v in attributes.items()})  # fmt: skip
     assert not others(_as_eventbridge_delivers(record))
+    # and the same event sent by a caller (PutEvents, any source but AWS's own) pages nobody: a forged page
+    # naming an innocent principal is refused by the pattern, as PutEvents refuses an aws. source
+    forged = {**_as_eventbridge_delivers(record), "source": "com.attacker.audit"}
+    assert not _watch(doc, names, attributes)(forged)
 
 
 def test_the_watch_rules_let_the_stack_s_own_deployment_through() -> None:

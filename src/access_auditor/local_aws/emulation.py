@@ -465,7 +465,8 @@ def _record(
     # What EventBridge receives from CloudTrail for a write ("AWS API Call via CloudTrail"), failed calls too.
     envelope = {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws." + _EVENT_SOURCES.get(service, service),
+        # "aws." + the endpoint prefix: aws.monitoring for CloudWatch (EventBridge's events reference)
+        "source": f"aws.{service}",
         "account": account, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region, "resources": [],
         "detail": {"eventVersion": "1.09", "sourceIPAddress": "192.0.2.10", **detail,
                    "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -480,8 +481,6 @@ def _record(
             logging.getLogger(__name__).exception("a CloudTrail listener failed")
 
 
-# EventBridge's source for a service's CloudTrail events, where it is not "aws." + the endpoint prefix.
-_EVENT_SOURCES = {"monitoring": "cloudwatch"}
 _ACTOR = (
     "arn:aws:sts::123456789012:assumed-role/console/alice"  # the console user the world is administered as
 )
