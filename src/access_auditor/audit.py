@@ -21,10 +21,11 @@ from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AwsCallError, CredentialsError
 from access_auditor.findings import Category, Finding, finding, flagged
 from access_auditor.observation import AlreadyReported, Clock, Memory, Observation, Ports, Scope
+from access_auditor.outputs.suppression import Suppression
 from access_auditor.probes import CallResult
 from access_auditor.sources import plan_targets
 
-__all__ = ["Clock", "Memory", "Ports", "Scope", "TargetResult", "audit_target", "run_audit"]
+__all__ = ["AuditRun", "Clock", "Memory", "Ports", "Scope", "TargetResult", "audit_target", "run_audit"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ class TargetResult:
     step: str = "waiting to start"  # what the audit of this target is doing now, for a deadline finding
     seconds: float = 0.0
     trigger: str | None = None  # the change that started this audit, when an event did
+    tags: dict[str, str] = field(default_factory=dict)  # the API's tags, as the sweep read them
+    # Findings a suppression mutes: kept, logged and counted (Suppressed), never raising an alarm.
+    suppressed: list[tuple[Finding, Suppression]] = field(default_factory=list)
 
     def has(self, category: Category) -> bool:
         return flagged(self.findings, category)
@@ -128,12 +132,31 @@ class TargetResult:
             "flags": self.metric_values(),  # what the alarms saw from this target; the notifications query it
             "raisedBy": self.raised_by(),
             "findings": [f.as_dict() for f in self.findings],
+            **(
+                {"suppressed": [{**f.as_dict(), "suppression": why.describe()} for f, why in self.suppressed]}
+                if self.suppressed
+                else {}
+            ),
         }
+
+
+class AuditRun(list[TargetResult]):
+    """A run's results, with what the run could look at: the account-regions it swept (so a tracked finding
+    whose target is missing there is gone, not unseen), every API those sweeps listed, and ``only`` (the APIs
+    a change event restricted the run to)."""
+
+    def __init__(self, results: Sequence[TargetResult] = (), swept: Collection[tuple[str, str]] = (),
+                 apis: Collection[tuple[str, str, str]] = (),
+                 only: Collection[tuple[str, str, str]] | None = None) -> None:  # fmt: skip
+        super().__init__(results)
+        self.swept = set(swept)
+        self.apis = set(apis)
+        self.only = set(only) if only is not None else None
 
 
 def run_audit(
     config: AuditConfig, ports: Ports, budget_s: float, only: Collection[tuple[str, str, str]] | None = None
-) -> list[TargetResult]:
+) -> AuditRun:
     """Audit every target within ``budget_s`` seconds; with ``only``, the targets of those APIs (account,
     region, id) alone, their saved methods re-read (what a change event calls).
 
@@ -153,10 +176,14 @@ def run_audit(
         plan.methods_changed |= set(only)
     memory = ports.memory
     targets = sorted(plan.targets, key=lambda t: t.key not in memory.deferred)  # stable: deferred first
-    results = [TargetResult(target) for target in targets]
+    results = [TargetResult(target, tags=_tags(plan, target)) for target in targets]
     problems = [TargetResult(target, [problem]) for target, problem in plan.problems]
+
+    def done(final: Sequence[TargetResult]) -> AuditRun:
+        return AuditRun(final, plan.scopes, plan.swept, only)
+
     if not results:
-        return problems
+        return done(problems)
     workers = _workers(config, memory, len(results), run_deadline - time.monotonic())
     share = max(MIN_TARGET_SECONDS, (run_deadline - time.monotonic()) * workers / len(results))
     stop = threading.Event()
@@ -186,7 +213,8 @@ def run_audit(
                 _defer(TargetResult(result.target), "the run's time was used up before it could start")
             )
         else:  # what it had established, frozen now
-            late = TargetResult(result.target, list(result.findings), set(result.covered), result.call)
+            late = TargetResult(result.target, list(result.findings), set(result.covered), result.call,
+                                tags=result.tags)  # fmt: skip
             late.findings.append(finding("AUDIT_DEADLINE",
                 f"the audit of this target ran out of time while {result.step}; the checks it finished are "
                 "reported. Raise the function's timeout, or spread the targets over more functions"))  # fmt: skip
@@ -195,7 +223,12 @@ def run_audit(
     timed = [r.seconds for r in final if r.seconds]
     if timed:
         memory.target_seconds = sum(timed) / len(timed)
-    return final + problems
+    return done(final + problems)
+
+
+def _tags(plan: Any, target: Target) -> dict[str, str]:
+    swept = plan.swept.get(target.api_key)
+    return dict(swept.tags) if swept is not None else {}
 
 
 def _workers(config: AuditConfig, memory: Memory, targets: int, budget_s: float) -> int:

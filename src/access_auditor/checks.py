@@ -83,7 +83,7 @@ def live_policy(obs: Observation) -> list[Finding]:
                 f"{m.http_method} {m.path} uses authorizationType {m.authorization_type} in the deployment stage "
                 f"{target.stage} serves: no IAM identity reaches the resource policy, so the allowed role is "
                 "locked out of it (and it is public if the policy goes). Set it to AWS_IAM and deploy the "
-                "stage."))  # fmt: skip
+                "stage.", subject=f"{m.http_method} {m.path}"))  # fmt: skip
     if live is not None and obs.config.access_analyzer and obs.ports.analyzer and live.structural_change:
         found.extend(_analyzer(obs.ports.analyzer(obs.scope), live, target))
     if stage.canary_deployment_id and stage.canary_deployment_id != stage.deployment_id:

@@ -9,6 +9,7 @@ A bad value raises ConfigError naming the variable, or the document's entry and 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from access_auditor.errors import ConfigError
+from access_auditor.outputs.suppression import Suppression, parse_suppressions
 from access_auditor.policy.document import ApiRef
 from access_auditor.policy.expected import ROLE_ARN
 from access_auditor.signing import is_loopback
@@ -45,7 +47,7 @@ TARGET_SETTINGS = {
 TARGET_KEYS = tuple(TARGET_SETTINGS)
 # Like botocore's AWS_ENDPOINT_URL_<SERVICE>: where execute-api is served when it is not AWS (the local AWS).
 INVOKE_BASE = "AWS_ENDPOINT_URL_EXECUTE_API"
-DOCUMENT_KEYS = ("defaults", "discovery", "targets")
+DOCUMENT_KEYS = ("defaults", "discovery", "targets", "suppressions")
 DISCOVERY_KEYS = ("regions", "apis")
 MAX_DOCUMENT_CHARS = 1_000_000
 
@@ -136,6 +138,12 @@ class AuditConfig:
     # HEALTH_ROLE_PATH: the path a tag's health role must be under (the member template's HealthRolePath, the
     # roles its audit role may assume); "/" is any path.
     health_role_path: str = "/"
+    # The document's suppressions (outputs/suppression.py), and where findings go besides logs and metrics.
+    suppressions: tuple[Suppression, ...] = ()
+    findings_table: str = ""  # FINDINGS_TABLE: the DynamoDB table that keeps each finding's life
+    findings_mac_key: str = ""  # FINDINGS_MAC_KEY: the KMS HMAC key that authenticates its entries
+    security_hub: bool = False  # SECURITY_HUB: import findings as ASFF
+    ocsf_bucket: str = ""  # OCSF_BUCKET: write OCSF 1.6 findings to this S3 bucket
 
 
 @dataclass(frozen=True)
@@ -194,10 +202,15 @@ def load_config(
     document = _read_document(env, read_parameter)
     targets: list[Target] = []
     discovery = None
+    suppressions: tuple[Suppression, ...] = ()
     defaults: dict[str, Any] = dict(env_defaults)
     if document is not None:
         text, where = document
         raw = _parse_document(text, where)
+        if "suppressions" in raw:
+            suppressions = parse_suppressions(
+                raw["suppressions"], f"{where}: suppressions", dt.datetime.now(dt.UTC)
+            )
         defaults.update(_settings(raw.get("defaults", {}), f"{where}: defaults", allow_id=False))
         for i, item in enumerate(_list(raw.get("targets", []), f"{where}: targets")):
             values = {**defaults, **_settings(item, f"{where}: targets[{i}]", allow_id=True)}  # fmt: skip
@@ -254,7 +267,21 @@ def load_config(
         control_plane_share=_number(env, "CONTROL_PLANE_SHARE", 0.5, maximum=1),
         saved_methods_max_age_s=_number(env, "SAVED_METHODS_MAX_AGE", 3600, maximum=86400),
         health_role_path=_role_path(env),
+        suppressions=suppressions,
+        **_outputs(env),
     )
+
+
+def _outputs(env: Mapping[str, str]) -> dict[str, Any]:
+    table, key = env.get("FINDINGS_TABLE", "").strip(), env.get("FINDINGS_MAC_KEY", "").strip()
+    if bool(table) != bool(key):
+        raise ConfigError("FINDINGS_TABLE and FINDINGS_MAC_KEY: set both (the table, and the KMS HMAC key that "
+                          "authenticates its entries) or neither")  # fmt: skip
+    bucket = env.get("OCSF_BUCKET", "").strip()
+    if bucket and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ConfigError(f"OCSF_BUCKET: {bucket!r} is not an S3 bucket name")
+    return {"findings_table": table, "findings_mac_key": key, "security_hub": _flag(env, "SECURITY_HUB", False),
+            "ocsf_bucket": bucket}  # fmt: skip
 
 
 def _role_path(env: Mapping[str, str]) -> str:

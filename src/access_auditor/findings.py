@@ -187,6 +187,9 @@ class Finding:
     code: str
     severity: Severity
     message: str
+    subject: str = (
+        ""  # whom or what it is about, when a target can have several of a code (a caller, a method)
+    )
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -199,13 +202,14 @@ class Finding:
         return CODES[self.code].categories
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity.value, "message": self.message}
+        subject = {"subject": self.subject} if self.subject else {}
+        return {"code": self.code, "severity": self.severity.value, "message": self.message, **subject}
 
 
-def finding(code: str, message: str, severity: Severity | None = None) -> Finding:
+def finding(code: str, message: str, severity: Severity | None = None, subject: str = "") -> Finding:
     """A finding with its code's declared severity unless ``severity`` says otherwise."""
     declared = CODES.get(code)
-    return Finding(code, severity or (declared.severity if declared else Severity.HIGH), message)
+    return Finding(code, severity or (declared.severity if declared else Severity.HIGH), message, subject)
 
 
 def flagged(findings: Iterable[Finding], category: Category) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -12,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
-from access_auditor.audit import Ports, run_audit
+from access_auditor.audit import Ports, TargetResult, run_audit
 from access_auditor.config import AuditConfig, NotifyConfig, function_region, load_config, load_notify_config
 from access_auditor.errors import ConfigError
 from access_auditor.publish import AUDIT_ERROR, AUDIT_HEARTBEAT, publish
@@ -92,6 +93,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return notify_config_change(event)
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return _changes(event, context)
+    if isinstance(event, dict) and "resultToken" in event:
+        return config_rule(event, context)
     if isinstance(event, dict) and event.get("correlationId"):
         logger.set_correlation_id(str(event["correlationId"]))
     try:
@@ -107,7 +110,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         budget_s = run_budget_s(config, context)
         results = run_audit(config, _ports(config.control_plane_share), budget_s=budget_s)
-        publish(results, metrics, logger)
+        deliver_results(config, results)
     except Exception as exc:  # a bug: still an alarm, a heartbeat and one line, never a bare traceback
         logger.error("the audit failed", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
         metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
@@ -115,6 +118,100 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"ok": False, "error": f"internal error: {type(exc).__name__}", "targets": []}
     summaries = [r.summary() for r in results]
     return {"ok": all(r.ok for r in results), "targets": summaries}
+
+
+def deliver_results(
+    config: AuditConfig,
+    results: Sequence[TargetResult],
+    *,
+    heartbeat: bool = True,
+    session_for: Callable[[str, str], Any] | None = None,
+    config_evaluations: tuple[Any, str, Mapping[tuple[str, str, str, str], str]] | None = None,
+) -> None:
+    """Logs and metrics first, then every sink the configuration turns on (outputs/sinks.py). A sink that
+    fails is logged and counted as an AuditError; if the findings' state cannot be had at all, the results
+    are still published."""
+    from access_auditor import __version__
+    from access_auditor.outputs.sinks import FindingState, deliver
+    from access_auditor.publish import PublishSink
+    from access_auditor.wiring import finding_outputs
+
+    def failed(sink: str, why: str) -> None:
+        metrics.add_metric(name=AUDIT_ERROR, unit=MetricUnit.Count, value=1)
+        logger.error("a findings sink failed", extra={"sink": sink, "error": redact(why)})
+
+    try:
+        try:
+            page = _pager(load_notify_config(os.environ))
+        except ConfigError:
+            page = None  # no alarm topic (a local run): no transition page
+        state, sinks = finding_outputs(config, function_region(os.environ), session_for=session_for, page=page,
+                                       config_evaluations=config_evaluations, version=__version__)  # fmt: skip
+    except Exception as exc:
+        failed("setup", f"{type(exc).__name__}: {exc}")
+        state, sinks = FindingState(None), []
+    published = PublishSink(metrics, logger, heartbeat=heartbeat)
+    try:
+        deliver(results, config.suppressions, state, [published, *sinks], on_error=failed)
+    except Exception as exc:  # the findings' life could not be advanced: the run is still published
+        failed("lifecycle", f"{type(exc).__name__}: {exc}")
+        if not published.done:
+            publish(results, metrics, logger, heartbeat=heartbeat)
+
+
+def config_rule(event: dict[str, Any], context: Any, session_for: Callable[[str, str], Any] | None = None,
+                load: Callable[[], AuditConfig] | None = None, ports: Callable[[float], Ports] | None = None) -> dict[str, Any]:  # fmt: skip
+    """AWS Config invoked the function as a custom rule: audit (everything, or the changed API) and answer
+    with PutEvaluations per stage. An invocation that cannot be read raises, so Config shows the rule as
+    failed rather than compliant."""
+    from access_auditor.aws.clients import make_client
+    from access_auditor.outputs.config_rule import read_config_event
+    from access_auditor.outputs.formats import stage_arn
+    from access_auditor.outputs.lifecycle import Record, State
+
+    invocation = read_config_event(event)
+    assert invocation is not None
+    config = (load or load_audit_config)()
+    region = function_region(os.environ)
+    session = session_for(invocation.account, region) if session_for else None
+    client = make_client("config", region, session)
+    only = {invocation.api} if invocation.api else None
+    if invocation.gone and invocation.api:
+        from access_auditor.aws.configservice import put_evaluations
+
+        account, api_region, api_id = invocation.api
+        arn = stage_arn(
+            Record(
+                "",
+                account,
+                api_region,
+                api_id,
+                invocation.stage or "*",
+                "",
+                "",
+                "info",
+                "",
+                State.NEW,
+                "",
+                "",
+                "",
+            )
+        )
+        put_evaluations(client, invocation.token, [{"ComplianceResourceType": invocation.resource_type or "AWS::ApiGateway::Stage",
+                        "ComplianceResourceId": invocation.resource_id or arn, "ComplianceType": "NOT_APPLICABLE",
+                        "Annotation": "deleted, or no longer in the rule's scope", "OrderingTimestamp": dt.datetime.now(dt.UTC)}])  # fmt: skip
+        return {"ok": True, "evaluated": 1}
+    results = run_audit(config, (ports or _ports)(config.control_plane_share), budget_s=run_budget_s(config, context),
+                        only=only)  # fmt: skip
+    ids = {}
+    if invocation.stage and invocation.resource_id and invocation.api:
+        ids[(*invocation.api, invocation.stage)] = invocation.resource_id
+    deliver_results(config, results, heartbeat=False, session_for=session_for,
+                    config_evaluations=(client, invocation.token, ids))  # fmt: skip
+    return {
+        "ok": all(r.ok for r in results),
+        "evaluated": len([r for r in results if r.target.api_id != "*"]),
+    }
 
 
 def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -211,7 +308,7 @@ def _changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
             more = f" (and {len(burst) - 1} earlier change(s) in the same burst)" if len(burst) > 1 else ""
             result.findings.append(finding("CHANGED_BY", f"{burst[-1].describe()}{more}: this audit was started by "
                                            "that change (CloudTrail, delivered by EventBridge)"))  # fmt: skip
-    publish(results, metrics, logger, heartbeat=False)
+    deliver_results(config, results, heartbeat=False)
     watched = {r.target.api_key for r in results}
     for key in set(per_api) - watched:
         logger.info("a changed API that no configuration entry or tag watches", extra={"api": "/".join(key)})

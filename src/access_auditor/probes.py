@@ -184,7 +184,7 @@ def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding
         # x-amzn-ErrorType itself. Either way the probe proves nothing; the verdict on the policy decides.
         return False, finding("PROBE_INCONCLUSIVE", f"{label} to {url} was answered {result.status} naming a refusal "
                               f"({result.error_type}): a gateway response customised to {result.status}, or an integration "
-                              "setting the header itself; the probe proves nothing either way")  # fmt: skip
+                              "setting the header itself; the probe proves nothing either way", subject=who)  # fmt: skip
     if who == "unsigned" and (result.missing_token or result.denied):
         return False, None
     if who == "outsider" and result.denied and not result.implicit_deny:
@@ -193,7 +193,7 @@ def probe_finding(result: CallResult, who: str, url: str) -> tuple[bool, Finding
         return False, finding("OUTSIDER_DENIED_IMPLICITLY", f"{label} was refused, but not by the resource policy's Deny; grant the outsider role "
                               "execute-api:Invoke so that the probe tests the policy itself")  # fmt: skip
     reason = result.message if result.failure else f"{result.status}: {result.message or 'no message'}"
-    return False, finding("PROBE_INCONCLUSIVE", f"{label} to {url} proved nothing ({reason})")
+    return False, finding("PROBE_INCONCLUSIVE", f"{label} to {url} proved nothing ({reason})", subject=who)
 
 
 def _message(response: Reply) -> str:

@@ -14,12 +14,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from access_auditor.audit import TargetResult
 from access_auditor.findings import Category
+from access_auditor.outputs.sinks import Outcome
 
 HEALTH_CHECK_LATENCY = "HealthCheckLatency"
 AUDIT_HEARTBEAT = "AuditHeartbeat"
 TARGETS_AUDITED = "TargetsAudited"
 SHARDS_PLANNED = "ShardsPlanned"
 SHARD_REPORTED = "ShardReported"
+SUPPRESSED = "Suppressed"
 AUDIT_ERROR = str(Category.AUDIT_ERROR.metric)
 # Every metric the function emits, with its unit: what docs/reference/metrics.md lists and the alarms may watch.
 METRICS = {
@@ -35,6 +37,10 @@ METRICS = {
         "organization: the account-region shards the planner sent, at the cycle's time",
     ),
     SHARD_REPORTED: (MetricUnit.Count, "organization: 1 per shard a worker reported on, at its cycle's time"),
+    SUPPRESSED: (
+        MetricUnit.Count,
+        "the findings a suppression of the configuration document muted, per target",
+    ),
 }
 
 
@@ -50,6 +56,8 @@ def publish(
     for result in results:
         for name, value in result.metric_values().items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if result.suppressed:
+            metrics.add_metric(name=SUPPRESSED, unit=MetricUnit.Count, value=len(result.suppressed))
         summary = result.summary()
         if summary["latencyMs"] is not None:
             metrics.add_metric(
@@ -60,3 +68,23 @@ def publish(
     if heartbeat:
         metrics.add_metric(name=AUDIT_HEARTBEAT, unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=TARGETS_AUDITED, unit=MetricUnit.Count, value=len(results))
+
+
+class PublishSink:
+    """Logs and metrics as a sink (outputs/sinks.py): each target's line and metrics, and one line per
+    finding transition (opened, reopened, resolved, suppressed, returned)."""
+
+    name = "logs and metrics"
+
+    def __init__(self, metrics: Metrics, logger: Logger, *, heartbeat: bool = True) -> None:
+        self._metrics, self._logger, self._heartbeat = metrics, logger, heartbeat
+        self.done = False
+
+    def deliver(self, outcome: Outcome) -> set[str]:
+        publish(outcome.results, self._metrics, self._logger, heartbeat=self._heartbeat)
+        self.done = True
+        for t in outcome.step.transitions:
+            r = t.record
+            self._logger.info("finding transition", extra={"finding": {"transition": t.kind, "id": r.id, "code": r.code, "state": r.state.value,
+                              "severity": r.severity, "reason": r.reason, "until": r.until, "firstSeen": r.first_seen}})  # fmt: skip
+        return set()

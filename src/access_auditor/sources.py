@@ -45,6 +45,7 @@ class Plan:
     targets: list[Target] = field(default_factory=list)
     swept: dict[tuple[str, str, str], SweptApi] = field(default_factory=dict)
     methods_changed: set[tuple[str, str, str]] = field(default_factory=set)  # (account, region, api)
+    scopes: set[tuple[str, str]] = field(default_factory=set)  # (account, region) swept whole
     problems: list[tuple[Target, Finding]] = field(default_factory=list)
 
 
@@ -79,6 +80,7 @@ def plan_targets(
                 plan.problems.append((placeholder(scope), finding("DISCOVERY_FAILED",
                     f"GetRestApis in {scope.region} failed, so tagged APIs there are not audited this run: {exc}{hint}")))  # fmt: skip
             continue
+        plan.scopes.add((scope.account, scope.region))
         for api in apis:
             plan.swept[(scope.account, scope.region, api.api_id)] = api
             if (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 from botocore.session import Session
 
@@ -16,7 +16,9 @@ from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
 from access_auditor.aws.dynamodb import SharedStore
 from access_auditor.aws.pacing import QUOTAS, Pacer
+from access_auditor.config import AuditConfig
 from access_auditor.observation import Memory, Ports, Scope
+from access_auditor.outputs.sinks import FindingState, Sink
 from access_auditor.transport import new_session
 
 K = TypeVar("K", bound=Hashable)
@@ -72,3 +74,51 @@ def once_per_key[K: Hashable, T](make: Callable[[K], T]) -> Callable[[K], T]:
             return made[key]
 
     return get
+
+
+def finding_outputs(
+    config: AuditConfig,
+    region: str,
+    *,
+    session_for: Callable[[str, str], Session] | None = None,
+    page: Callable[[str, str], None] | None = None,
+    config_evaluations: tuple[Any, str, Mapping[tuple[str, str, str, str], str]] | None = None,
+    version: str = "",
+) -> tuple[FindingState, list[Sink]]:
+    """The finding state and the sinks the configuration turns on (besides logs and metrics, which the
+    caller adds first). ``session_for(account, region)``: the identity a finding's own account is written
+    as (an organization's member role); by default the function's own. ``config_evaluations``: (client,
+    result token, resource ids) when AWS Config invoked the function."""
+    from access_auditor.aws.configservice import put_evaluations
+    from access_auditor.aws.dynamodb import AuthenticatedStore, DynamoTable
+    from access_auditor.aws.kms import KmsMac
+    from access_auditor.aws.securityhub import import_findings
+    from access_auditor.outputs.sinks import ConfigSink, OcsfSink, PageSink, SecurityHubSink
+
+    store = (AuthenticatedStore(DynamoTable(make_client("dynamodb", region), config.findings_table),
+                                KmsMac(make_client("kms", region), config.findings_mac_key))
+             if config.findings_table else None)  # fmt: skip
+    sinks: list[Sink] = []
+    if page is not None:
+        sinks.append(PageSink(page))
+    if config.security_hub:
+        own = Session()
+
+        def client(key: tuple[str, str]) -> Any:
+            return make_client("securityhub", key[1], session_for(*key) if session_for else own)
+
+        def pacer(key: tuple[str, str]) -> Pacer:
+            return Pacer(QUOTAS["securityhub"], 1.0)
+
+        clients, pacers = once_per_key(client), once_per_key(pacer)
+        sinks.append(SecurityHubSink(lambda account, reg, items: import_findings(clients((account, reg)),
+                                                                                 pacers((account, reg)), items)))  # fmt: skip
+    if config_evaluations is not None:
+        client, token, ids = config_evaluations
+        sinks.append(ConfigSink(lambda evaluations: put_evaluations(client, token, evaluations), ids))
+    if config.ocsf_bucket:
+        s3 = make_client("s3", region)
+        bucket = config.ocsf_bucket
+        sinks.append(OcsfSink(lambda key, body: s3.put_object(Bucket=bucket, Key=key, Body=body,
+                                                               ContentType="application/x-ndjson"), version))  # fmt: skip
+    return FindingState(store), sinks

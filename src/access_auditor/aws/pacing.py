@@ -76,7 +76,11 @@ APIGATEWAY_CALLS = Quota("apigateway", 10.0, 40.0)
 GET_RESOURCES = Quota("apigateway:GetResources", 2.5, 5.0, frozenset({"GetResources"}))
 # CloudTrail: LookupEvents 2 calls a second per account and region.
 LOOKUP_EVENTS = Quota("cloudtrail:LookupEvents", 2.0, 2.0, frozenset({"LookupEvents"}))
-QUOTAS = {"apigateway": (APIGATEWAY_CALLS, GET_RESOURCES), "cloudtrail": (LOOKUP_EVENTS,)}
+# Security Hub: BatchImportFindings 10 requests a second, burst 30, per account and region ("Quotas for
+# Security Hub": rate quotas of BatchImportFindings).
+IMPORT_FINDINGS = Quota("securityhub:BatchImportFindings", 10.0, 30.0, frozenset({"BatchImportFindings"}))
+QUOTAS = {"apigateway": (APIGATEWAY_CALLS, GET_RESOURCES), "cloudtrail": (LOOKUP_EVENTS,),
+          "securityhub": (IMPORT_FINDINGS,)}  # fmt: skip
 
 # The deadline of whatever the current thread is auditing; set by the audit, read before each call.
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)

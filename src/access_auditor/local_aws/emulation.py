@@ -124,6 +124,9 @@ def reset() -> None:
         LISTENERS.clear()
         accounts.DISABLED_REGIONS.clear()
         EXPORT_CARRIES = "deployment"
+    from access_auditor.local_aws import findings_services
+
+    findings_services.reset()
 
 
 def install() -> None:
@@ -133,6 +136,9 @@ def install() -> None:
         if _installed:
             return
         _installed = True
+    from access_auditor.local_aws import findings_services
+
+    findings_services.install()
     original_deploy = apigw.APIGatewayBackend.create_deployment
     original_update = apigw.APIGatewayBackend.update_rest_api
     original_call = APIGatewayResponse.call_action

@@ -42,8 +42,14 @@ def deploy_stack(aws: LocalAws, parameters: dict[str, str], stack: str = STACK) 
     template = load_template(TEMPLATE)
     resources = template["Resources"]
     topic = aws.client("sns").create_topic(Name=f"{stack}-AlarmTopic")["TopicArn"]
-    names = {**parameters, "AlarmTopic": topic}
-    attributes: dict[str, str] = {}
+    table = f"{stack}-FindingsTable-LOCAL"
+    spec = resources["FindingsTable"]["Properties"]
+    aws.client("dynamodb").create_table(TableName=table, BillingMode=spec["BillingMode"], KeySchema=spec["KeySchema"],
+                                        AttributeDefinitions=spec["AttributeDefinitions"])  # fmt: skip
+    mac = resources["FindingsMacKey"]["Properties"]
+    key = aws.client("kms").create_key(KeySpec=mac["KeySpec"], KeyUsage=mac["KeyUsage"])["KeyMetadata"]["Arn"]
+    names = {**parameters, "AlarmTopic": topic, "FindingsTable": table}
+    attributes: dict[str, str] = {"FindingsMacKey.Arn": key}
 
     def resolve(value: Any) -> Any:
         return resolver(template, names, stack, attributes)(value)

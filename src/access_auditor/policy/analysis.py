@@ -142,6 +142,7 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
                     "ACCESS_CHANGED",
                     f"{caller.name}: access to {method} changed from {before.access.value} to "
                     f"{after.access.value}{_more(rest)}; {_why_allowed(after) if after.allowed_by or after.allow_reasons else _why_denied(after)}.",
+                    subject=caller.name,
                 )
             )
     return ([_weakened(weakened)] if weakened else []) + findings
@@ -166,6 +167,9 @@ def _weakened(callers: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]])
         Severity.CRITICAL if always else Severity.HIGH,
         f"{caller.name} {what}, which the expected policy denies; {_why_allowed(cell)}. Restore the expected "
         f"Deny and deploy the stage." + (f" Also: {also}." if also else ""),
+        ", ".join(
+            sorted(c.name for c, _ in callers)
+        ),  # every caller that gets in: a suppression must cover all
     )
 
 
@@ -180,6 +184,7 @@ def _locked_out(caller: CallerClass, lost: list[tuple[Group, Cell, Cell]]) -> Fi
         "ALLOWED_ROLE_LOCKED_OUT",
         f"{caller.name} {how} {method}{_more(lost)}; {_why_denied(cell)}. Fix the statement or restore the "
         "expected policy, then deploy the stage.",
+        subject=caller.name,
     )
 
 
