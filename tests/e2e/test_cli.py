@@ -215,6 +215,31 @@ def test_audit_reports_findings_with_exit_1(
     assert "OUTSIDER_CALL_ALLOWED" in out and "ACCESS_WEAKENED" in out
 
 
+@pytest.mark.parametrize("chosen", ["ocsf", "asff", "sarif"])
+def test_audit_writes_findings_in_the_security_formats(
+    as_allowed_role: Harness, capsys: pytest.CaptureFixture[str], chosen: str
+) -> None:
+    # GIVEN an API whose policy grants nothing and denies nothing (weakened)
+    harness = as_allowed_role
+    harness.save_and_deploy(json.dumps({"Version": "2012-10-17", "Statement": []}))
+    try:
+        code = main(["audit", "--api-id", harness.sample.api_id, "--stage", STAGE, "--region", harness.aws.region,
+                     "--role", harness.sample.allowed_role_arn, "--endpoint", harness.url, "--format", chosen])  # fmt: skip
+    finally:
+        harness.restore()
+    # THEN stdout is one JSON document in that format naming the weakening, and the exit code says findings
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    text = json.dumps(out)
+    assert "ACCESS_WEAKENED" in text
+    if chosen == "ocsf":
+        assert {e["class_name"] for e in out} >= {"IAM Analysis Finding"}
+    elif chosen == "asff":
+        assert all(f["RecordState"] == "ACTIVE" and f["Workflow"]["Status"] == "NEW" for f in out)
+    else:
+        assert out["version"] == "2.1.0" and out["runs"][0]["results"]
+
+
 def test_audit_bad_config_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "targets.json"
     config.write_text(json.dumps([{"API_ID": "abc123", "API_STAGE": "prod", "API_REGION": "us-east-1"}]))

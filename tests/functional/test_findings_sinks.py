@@ -22,7 +22,9 @@ def outputs(harness: Harness) -> dict[str, str]:
     aws.client("dynamodb").create_table(TableName="findings", BillingMode="PAY_PER_REQUEST",
                                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])  # fmt: skip
-    key = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"]
+    key = aws.client("kms").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
+        "Arn"
+    ]
     aws.client("securityhub").enable_security_hub()
     topic = aws.client("sns").create_topic(Name="alarms")["TopicArn"]
     return {"FINDINGS_TABLE": "findings", "FINDINGS_MAC_KEY": key, "SECURITY_HUB": "true",
@@ -47,7 +49,10 @@ def transitions(run: Invocation) -> list[str]:
 
 def evaluations(harness: Harness) -> dict[str, dict[str, Any]]:
     answer = harness.aws.client("config").get_compliance_details_by_config_rule(ConfigRuleName=RULE)
-    return {e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"]: e for e in answer["EvaluationResults"]}
+    return {
+        e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"]: e
+        for e in answer["EvaluationResults"]
+    }
 
 
 def config_event(harness: Harness) -> dict[str, Any]:
@@ -60,7 +65,9 @@ def config_event(harness: Harness) -> dict[str, Any]:
             "accountId": harness.aws.account, "version": "1.0"}  # fmt: skip
 
 
-def test_a_weakening_opens_a_finding_and_restoring_resolves_it(harness: Harness, outputs: dict[str, str], tmp_path: Any) -> None:
+def test_a_weakening_opens_a_finding_and_restoring_resolves_it(
+    harness: Harness, outputs: dict[str, str], tmp_path: Any
+) -> None:
     env = harness.function_env(**outputs)
     # GIVEN a locked API audited once: nothing open
     first = invoke_auditor(env)
@@ -90,3 +97,137 @@ def test_a_weakening_opens_a_finding_and_restoring_resolves_it(harness: Harness,
     assert after["RecordState"] == "ARCHIVED" and after["Compliance"]["Status"] == "PASSED"
     assert "resolved ACCESS_WEAKENED" in transitions(resolved)
     assert len(pages(harness, outputs["ALARM_TOPIC_ARN"])) == 2
+
+
+def test_config_invokes_the_rule_and_gets_non_compliant_then_compliant(harness: Harness, outputs: dict[str, str],
+                                                                       tmp_path: Any) -> None:  # fmt: skip
+    # GIVEN Config's change notification for the sample stage (the documented event shape)
+    event = tmp_path / "config.json"
+    event.write_text(json.dumps(config_event(harness)))
+    arn = f"arn:aws:apigateway:{harness.aws.region}::/restapis/{harness.sample.api_id}/stages/prod"
+    env = harness.function_env(**outputs)
+    # WHEN the policy is weakened and Config invokes the rule
+    harness.save_and_deploy(harness.sample.weakened_policy())
+    try:
+        invoke_auditor(env, event=event)
+    finally:
+        harness.restore()
+    # THEN the stage is NON_COMPLIANT, the finding named in the annotation
+    weakened = evaluations(harness)[arn]
+    assert weakened["ComplianceType"] == "NON_COMPLIANT" and weakened["Annotation"].startswith(
+        "ACCESS_WEAKENED"
+    )
+    # WHEN the policy is restored and Config invokes the rule again: COMPLIANT
+    invoke_auditor(env, event=event)
+    assert evaluations(harness)[arn]["ComplianceType"] == "COMPLIANT"
+
+
+def test_a_deleted_apis_finding_is_resolved_and_archived(harness: Harness, outputs: dict[str, str]) -> None:
+    from moto.apigateway.models import apigateway_backends
+
+    from access_auditor.local_aws.sample import create_fleet
+
+    aws = harness.aws
+    region = "eu-west-1"
+    aws.client("securityhub", region=region).enable_security_hub()
+    (ref,) = create_fleet(aws, harness.sample.allowed_role_arn, (region,), 1)
+    backend = apigateway_backends[aws.account][region]
+    backend.update_rest_api(
+        ref.api_id, [{"op": "replace", "path": "/policy", "value": harness.sample.weakened_policy(ref)}]
+    )
+    backend.create_deployment(ref.api_id, "prod")
+    env = harness.function_env(**outputs, DISCOVERY_REGIONS=region)
+    # GIVEN a tagged API in another region whose policy is weakened: its finding opens
+    opened = invoke_auditor(env)
+    assert "opened ACCESS_WEAKENED" in transitions(opened)
+    found = hub_findings_in(harness, region)
+    (weak,) = [f for f in found.values() if f["GeneratorId"].endswith("ACCESS_WEAKENED")]
+    assert weak["RecordState"] == "ACTIVE"
+    # WHEN the API is deleted and the auditor runs
+    aws.client("apigateway", region=region).delete_rest_api(restApiId=ref.api_id)
+    closed = invoke_auditor(env)
+    # THEN its findings are resolved, saying why, and archived in Security Hub
+    reasons = [line["finding"]["reason"] for line in closed.logs if line.get("message") == "finding transition"
+               and line["finding"]["code"] == "ACCESS_WEAKENED"]  # fmt: skip
+    assert reasons == [f"API {ref.api_id} no longer exists"]
+    assert hub_findings_in(harness, region)[weak["Id"]]["RecordState"] == "ARCHIVED"
+
+
+def hub_findings_in(harness: Harness, region: str) -> dict[str, dict[str, Any]]:
+    pages = harness.aws.client("securityhub", region=region).get_paginator("get_findings").paginate()
+    return {f["Id"]: f for page in pages for f in page["Findings"]}
+
+
+def test_a_suppressed_finding_stays_suppressed_until_its_expiry_then_comes_back(
+    harness: Harness, outputs: dict[str, str], tmp_path: Any
+) -> None:
+    import datetime as dt
+    import time
+
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=25)
+    document = tmp_path / "auditor.yaml"
+    document.write_text(json.dumps({"suppressions": [{
+        "apis": [harness.sample.api_id], "codes": ["ACCESS_WEAKENED", "OUTSIDER_CALL_ALLOWED"],
+        "justification": "a migration window agreed with the security team", "expires": expires.isoformat()}]}))  # fmt: skip
+    env = harness.function_env(**outputs, CONFIG_FILE=str(document))
+    harness.save_and_deploy(harness.sample.weakened_policy())
+    try:
+        # GIVEN a weakening that a suppression covers: it is kept as SUPPRESSED, counted, and raises no drift
+        muted = invoke_auditor(env)
+        assert muted.result is not None
+        target = muted.result["targets"][0]
+        assert {f["code"] for f in target["suppressed"]} >= {"ACCESS_WEAKENED"}
+        assert metric(muted, "Suppressed") == [2] and metric(muted, "PolicyDrift") == [0]
+        suppressed = [f for f in hub_findings(harness).values()
+                      if f["GeneratorId"].endswith("ACCESS_WEAKENED") and "/suppressed/" in f["Id"]]  # fmt: skip
+        assert [f["Workflow"]["Status"] for f in suppressed] == ["SUPPRESSED"]
+        # WHEN the expiry passes
+        time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds() + 1))
+        back = invoke_auditor(env)
+    finally:
+        harness.restore()
+    # THEN the finding comes back by itself and raises drift again
+    assert "returned ACCESS_WEAKENED" in transitions(back)
+    assert metric(back, "PolicyDrift") == [1]
+    found = hub_findings(harness)
+    assert found[suppressed[0]["Id"]]["RecordState"] == "ARCHIVED"
+
+
+def metric(run: Invocation, name: str) -> list[float]:
+    return [
+        v
+        for p in run.points
+        if p.metric == name and p.dimensions == (("service", "apigw-access-auditor"),)
+        for v in p.values
+    ]
+
+
+def test_150_findings_go_in_two_batches(harness: Harness) -> None:
+    import datetime as dt
+
+    from access_auditor.aws.pacing import QUOTAS, Pacer
+    from access_auditor.aws.securityhub import import_findings
+    from access_auditor.local_aws import findings_services
+    from access_auditor.outputs.formats import asff
+    from access_auditor.outputs.lifecycle import Record, State
+
+    now = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    stamp = now.isoformat()
+    records = [Record(f"{harness.aws.account}/{harness.aws.region}/api{n:03d}/prod/METHOD_NOT_IAM", harness.aws.account,
+                      harness.aws.region, f"api{n:03d}", "prod", "METHOD_NOT_IAM", "", "high", "GET / is NONE",
+                      State.NEW, stamp, stamp, stamp) for n in range(150)]  # fmt: skip
+    before = len(findings_services.IMPORTS)
+    client = harness.aws.client("securityhub")
+    client.enable_security_hub() if not _enabled(client) else None
+    imported, problems = import_findings(client, Pacer(QUOTAS["securityhub"], 1.0),
+                                         [item for r in records for item in asff(r, None, now)])  # fmt: skip
+    assert problems == [] and len(imported) == 150
+    assert [n for _, _, n in findings_services.IMPORTS[before:]] == [100, 50]
+
+
+def _enabled(client: Any) -> bool:
+    try:
+        client.describe_hub()
+    except client.exceptions.ClientError:
+        return False
+    return True

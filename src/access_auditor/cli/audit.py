@@ -19,12 +19,14 @@ EXAMPLES = """examples:
   access-auditor audit --api-id abc123 --stage prod --region us-east-1 \\
       --role arn:aws:iam::123456789012:role/app --outsider-role arn:aws:iam::123456789012:role/other
   access-auditor audit --config fleet.yaml --json
+  access-auditor audit --config fleet.yaml --format ocsf > findings.json
   access-auditor audit --discover us-east-1 --discover eu-west-1 --account 123456789012
 
 --config takes the Lambda's configuration document (JSON or YAML: defaults, discovery, targets; see
 `access-auditor schema`), or a list of targets. Exit: 0 healthy, 1 findings, 2 bad input, 3 the state could
 not be established.
 """
+FORMATS = ("table", "json", "ocsf", "asff", "sarif")
 _FLAGS = {
     "api_id": "API_ID", "stage": "API_STAGE", "region": "API_REGION", "account": "API_ACCOUNT",
     "role": "ALLOWED_ROLE_ARN", "assume_role": "ASSUME_ROLE_ARN", "outsider_role": "OUTSIDER_ROLE_ARN",
@@ -53,7 +55,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--endpoint", help="custom-domain base URL")
     parser.add_argument("--no-cloudtrail", action="store_true", help="skip the undeployed-change lookup")
     parser.add_argument("--profile", help="AWS profile")
-    parser.add_argument("--json", action="store_true", help="print the Lambda's summary as JSON")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="table; json (the Lambda's summary); ocsf (OCSF 1.6 events), asff (Security Hub "
+                        "findings) or sarif (SARIF 2.1.0) of the findings, suppressions applied")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.add_argument("--deadline", type=seconds, default=60.0, metavar="SECONDS",
                         help="the whole audit ends within this time, as the Lambda's does (default 60)")  # fmt: skip
     parser.set_defaults(handler=run)
@@ -113,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc) if args.config else in_flags(str(exc))) from exc
     ports = build_ports(session, share=config.control_plane_share)
     results = run_audit(config, ports, budget_s=args.deadline)
+    chosen = "json" if args.json else args.format
+    if chosen in ("ocsf", "asff", "sarif"):
+        print(json.dumps(findings_as(chosen, config, results), indent=2))
+        return 3 if any(r.audit_error for r in results) else 0 if all(r.ok for r in results) else 1
     if not results and not args.json:
         print(f"nothing to audit: no REST API in {', '.join(args.discover or [])} carries the tag "
               f"{ALLOWED_ROLES_TAG} (discovery audits only the APIs that carry it)")  # fmt: skip
@@ -128,6 +137,27 @@ def run(args: argparse.Namespace) -> int:
     if any(r.audit_error for r in results):
         return 3
     return 0 if all(r.ok for r in results) else 1
+
+
+def findings_as(chosen: str, config: Any, results: list[TargetResult]) -> Any:
+    """This run's findings in ``chosen`` format, its suppressions applied (no state is kept between runs of
+    the CLI: every finding is NEW, or SUPPRESSED)."""
+    import datetime as dt
+
+    from access_auditor import __version__
+    from access_auditor.outputs.formats import asff, ocsf, sarif
+    from access_auditor.outputs.sinks import FindingState, deliver
+
+    now = dt.datetime.now(dt.UTC)
+    records = sorted(
+        deliver(results, config.suppressions, FindingState(None), [], now).records.values(),
+        key=lambda r: r.id,
+    )
+    if chosen == "ocsf":
+        return [ocsf(r, __version__, now) for r in records]
+    if chosen == "asff":
+        return [item for r in records for item in asff(r, None, now)]
+    return sarif(records, __version__)
 
 
 def render_table(results: list[TargetResult]) -> str:

@@ -28,7 +28,9 @@ MAX_FINDINGS = 100
 MAX_FINDING_BYTES = 240 * 1024
 MAX_EVALUATIONS = 100
 EVALUATIONS: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
-IMPORTS: list[tuple[str, str, int]] = []  # (account, region, findings) per accepted request: what the bench counts
+IMPORTS: list[
+    tuple[str, str, int]
+] = []  # (account, region, findings) per accepted request: what the bench counts
 _lock = threading.Lock()
 _installed = False
 
@@ -46,12 +48,16 @@ def install() -> None:
             return
         _installed = True
 
-    def batch_import_findings(self: Any, findings: list[dict[str, Any]]) -> tuple[int, int, list[dict[str, Any]]]:
+    def batch_import_findings(
+        self: Any, findings: list[dict[str, Any]]
+    ) -> tuple[int, int, list[dict[str, Any]]]:
         if not self.enabled:
             raise JsonRESTError("InvalidAccessException", "Account is not subscribed to AWS Security Hub")
         if not 1 <= len(findings) <= MAX_FINDINGS:
             raise JsonRESTError("InvalidInputException", f"Findings must hold 1 to {MAX_FINDINGS} findings")
-        product = f"arn:aws:securityhub:{self.region_name}:{self.account_id}:product/{self.account_id}/default"
+        product = (
+            f"arn:aws:securityhub:{self.region_name}:{self.account_id}:product/{self.account_id}/default"
+        )
         failed, ok = [], 0
         for item in findings:
             fid = str(item.get("Id", ""))
@@ -69,7 +75,9 @@ def install() -> None:
                 continue
             existing = next((f for f in self.findings if f.id == fid), None)
             if existing is None:
-                self.findings.append(Finding(fid, {**item, "Workflow": item.get("Workflow") or {"Status": "NEW"}}))
+                self.findings.append(
+                    Finding(fid, {**item, "Workflow": item.get("Workflow") or {"Status": "NEW"}})
+                )
             else:
                 workflow = existing.data.get("Workflow") or {"Status": "NEW"}
                 if existing.data.get("RecordState") == "ARCHIVED" and item.get("RecordState") == "ACTIVE":
@@ -85,7 +93,9 @@ def install() -> None:
     def put_evaluations(self: Any, evaluations: list[dict[str, Any]] | None = None, result_token: str | None = None,
                         test_mode: bool | None = False) -> dict[str, Any]:  # fmt: skip
         if not evaluations or len(evaluations) > MAX_EVALUATIONS:
-            raise JsonRESTError("InvalidParameterValueException", f"Evaluations must hold 1 to {MAX_EVALUATIONS} items")
+            raise JsonRESTError(
+                "InvalidParameterValueException", f"Evaluations must hold 1 to {MAX_EVALUATIONS} items"
+            )
         if not result_token:
             raise JsonRESTError("InvalidResultTokenException", "The result token is invalid.")
         if test_mode:
@@ -94,7 +104,10 @@ def install() -> None:
         with _lock:
             kept = EVALUATIONS.setdefault((self.account_id, self.region_name, result_token), {})
             for e in evaluations:
-                kept[(e["ComplianceResourceType"], e["ComplianceResourceId"])] = {**e, "ResultRecordedTime": now}
+                kept[(e["ComplianceResourceType"], e["ComplianceResourceId"])] = {
+                    **e,
+                    "ResultRecordedTime": now,
+                }
         return {"FailedEvaluations": []}
 
     ConfigBackend.put_evaluations = put_evaluations  # type: ignore[method-assign]
