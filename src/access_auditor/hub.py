@@ -38,7 +38,7 @@ from access_auditor.org import (
     report_shard,
     shard_config,
 )
-from access_auditor.publish import AUDIT_ERROR, SHARD_REPORTED, SHARDS_PLANNED, publish
+from access_auditor.publish import AUDIT_ERROR, SHARD_REPORTED, SHARDS_PLANNED
 from access_auditor.redact import redact
 from access_auditor.sources import placeholder
 from access_auditor.wiring import build_ports, once_per_key
@@ -74,6 +74,11 @@ def _member_ports(key: tuple[Scope, float]) -> Ports:
 
 
 _ports = once_per_key(_member_ports)
+
+
+def _member_session(account: str, region: str) -> Session:
+    _, hub = _settings(False)
+    return _hub_credentials().session_as(member_role_arn(account, hub.member_role_name), region)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -194,7 +199,8 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
         metrics.set_timestamp(cycle if now - cycle < dt.timedelta(days=13) else now)
         for report, results in reports:
-            publish(results, metrics, logger, heartbeat=False)
+            # In the finding's own account: Security Hub imports through the member audit role.
+            handler.deliver_results(config, results, heartbeat=False, session_for=_member_session)
             metrics.add_metric(name=SHARD_REPORTED, unit=MetricUnit.Count, value=1)
             level = logger.info if report.outcome == "audited" else logger.warning
             level("shard reported", extra={"shard": report.as_dict()})

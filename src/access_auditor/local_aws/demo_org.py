@@ -74,6 +74,7 @@ class OrgOutcome:
     shard_rows: list[dict[str, Any]]
     api_rows: list[dict[str, Any]]
     notifications: list[tuple[str, str]]  # (subject, message) the worker published
+    hub_rows: list[dict[str, Any]]  # Security Hub's view: per member account and region, its findings
 
     @property
     def firing(self) -> set[str]:
@@ -83,7 +84,7 @@ class OrgOutcome:
 def org_scenario(aws: LocalAws) -> OrgOutcome:
     """Build the organization, break two accounts, run CYCLES cycles through the queue, evaluate hub.yaml's
     alarms over them, and deliver each alarm that went to ALARM to the worker as EventBridge would."""
-    org = create_organization(aws, members=3, per_region=20, inactive=INACTIVE)
+    org = create_organization(aws, members=3, per_region=20, inactive=INACTIVE, security_hub=True)
     _, drifting, roleless = org.members
     weak = weaken(org, drifting, 25)  # in eu-west-1
     org.remove_member_role(roleless)
@@ -99,12 +100,32 @@ def org_scenario(aws: LocalAws) -> OrgOutcome:
     queries = dashboard_queries(org)
     shard_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per shard")), cycles[-1].logs)
     api_rows = run_query(next(q for t, q in queries.items() if t.startswith("Per API")), cycles[-1].logs)
-    return OrgOutcome(org, mapping, cycles, weak, drifting, roleless, states, shard_rows, api_rows, sent)
+    return OrgOutcome(org, mapping, cycles, weak, drifting, roleless, states, shard_rows, api_rows, sent,
+                      security_hub_view(org))  # fmt: skip
+
+
+def security_hub_view(org: LocalOrganization) -> list[dict[str, Any]]:
+    """What each member account's Security Hub shows (GetFindings, as that account's administrator): one row
+    per account and region with the product's active findings."""
+    rows = []
+    for account in org.members:
+        for region in org.regions:
+            hub = org.aws.client("securityhub", region, account=account)
+            found = [f for page in hub.get_paginator("get_findings").paginate() for f in page["Findings"]
+                     if f.get("ProductFields", {}).get("ProviderName") == "apigw-access-auditor"]  # fmt: skip
+            active = [f for f in found if f["RecordState"] == "ACTIVE"]
+            rows.append({"account": account, "region": region, "active": len(active),
+                         "findings": ", ".join(sorted(f"{f['ProductFields']['apigw-access-auditor/Code']} "
+                                                      f"{f['Severity']['Label']} {f['Workflow']['Status']} "
+                                                      f"{f['Compliance']['Status']} "
+                                                      f"({f['Resources'][0]['Id'].rsplit('/restapis/', 1)[-1]})"
+                                                      for f in active)) or "-"})  # fmt: skip
+    return rows
 
 
 def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total: int) -> int:
     out.write(paint(f"[{number}/{total}] An organization: 3 member accounts x 2 regions x 20 tagged APIs, through "
-                    "the hub's queue; one account drifts, one has lost its audit role", "bold") + "\n")  # fmt: skip
+                    "the hub's queue; one account drifts, one has lost its audit role; Security Hub's view", "bold") + "\n")  # fmt: skip
     outcome = org_scenario(aws)
     org, mapping, last = outcome.org, outcome.mapping, outcome.cycles[-1]
     out.write(f"      organization {org.org_id}: members {', '.join(org.members)} (management {org.management} "
@@ -132,6 +153,8 @@ def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total:
     )
     out.write(f"      alarms in ALARM after {CYCLES} cycles: {', '.join(sorted(outcome.firing)) or 'none'} "
               f"(ShardsMissingAlarm: {outcome.states.get('ShardsMissingAlarm')})\n")  # fmt: skip
+    _table(out, paint, "Security Hub, in each member account (the findings import through its audit role):",
+           outcome.hub_rows, ["account", "region", "active", "findings"], bad=lambda row: row["active"])  # fmt: skip
     for subject, message in outcome.notifications:
         out.write(f"      notification: {paint(subject, 'bold')}\n")
         for line in message.splitlines():
@@ -148,6 +171,10 @@ def run_org_scenario(out: TextIO, paint: Any, aws: LocalAws, number: int, total:
         and [r.get("api") for r in problems if str(r.get("drift")) == "True"] == [outcome.weak_api]
         and outcome.weak_api in named
         and outcome.roleless in named
+        and [(r["account"], r["region"]) for r in outcome.hub_rows if r["active"]]
+        == [(outcome.drifting, "eu-west-1")]
+        and f"ACCESS_WEAKENED CRITICAL NEW FAILED ({outcome.weak_api}/stages/prod)"
+        in next(r["findings"] for r in outcome.hub_rows if r["active"])
     )
     out.write("      " + (paint("as expected", "green") if ok else paint("NOT as expected", "red")) + "\n")
     return 0 if ok else 1

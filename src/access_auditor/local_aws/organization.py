@@ -40,6 +40,7 @@ class LocalOrganization:
     inactive: dict[str, str] = field(default_factory=dict)  # accounts that are not ACTIVE -> their state
     cache_mac_key: str = ""  # the ARN of the HMAC key that authenticates the shared cache's entries
     planner_role_arn: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)  # the hub's and the member stacks' overrides
 
     def hub_value(
         self, value: Any, overrides: dict[str, str] | None = None, attributes: dict[str, str] | None = None
@@ -47,7 +48,7 @@ class LocalOrganization:
         """A value of the hub template, resolved as the local hub stack (its resources' local names)."""
         where = f"{self.aws.region}:{self.management}"
         params = {"OrganizationId": self.org_id, "Regions": ",".join(self.regions),
-                  "AlarmTopic": f"arn:aws:sns:{where}:{HUB_STACK}-alarms", **(overrides or {})}  # fmt: skip
+                  "AlarmTopic": f"arn:aws:sns:{where}:{HUB_STACK}-alarms", **self.parameters, **(overrides or {})}  # fmt: skip
         names = {"ShardQueue.Arn": f"arn:aws:sqs:{where}:shards",
                  "SharedCache.Arn": f"arn:aws:dynamodb:{where}:table/SharedCache",
                  "AlarmTopicKey.Arn": f"arn:aws:kms:{where}:key/local",
@@ -109,11 +110,14 @@ def create_organization(
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1"),
     per_region: int = 20,
     inactive: tuple[str, ...] = (),
+    security_hub: bool = False,
 ) -> LocalOrganization:
     """The organization (its management account is the local AWS's own), ``members`` member accounts with
     the member stack, and ``per_region`` tagged APIs per member account and region, each locked to an app
     role of its account and to the member audit role (so that the health call is made as the audit role).
-    ``inactive`` adds one account per state given (SUSPENDED, CLOSED, ...), without the member stack."""
+    ``inactive`` adds one account per state given (SUSPENDED, CLOSED, ...), without the member stack.
+    ``security_hub``: both stacks' SecurityHub parameter, and Security Hub enabled in every member account and
+    region, as their administrators would."""
     from access_auditor.local_aws.sample import create_fleet
 
     orgs = aws.client("organizations")
@@ -131,7 +135,8 @@ def create_organization(
         states[status["AccountId"]] = state
     hub = load_template(HUB_TEMPLATE)
     member = load_template(MEMBER_TEMPLATE)
-    org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub, inactive=states)
+    org = LocalOrganization(aws, org_id, aws.account, accounts, regions, "", "", hub=hub, inactive=states,
+                            parameters={"SecurityHub": "true"} if security_hub else {})  # fmt: skip
     worker = org.hub_value(hub["Resources"]["WorkerRole"]["Properties"])
     org.worker_role_arn = create_role(aws, aws.account, worker)
     org.planner_role_arn = create_role(
@@ -146,7 +151,10 @@ def create_organization(
     aws.client("dynamodb").create_table(TableName=str(org.hub_value({"Ref": "SharedCache"})), BillingMode=table["BillingMode"],
                                         AttributeDefinitions=table["AttributeDefinitions"], KeySchema=table["KeySchema"])  # fmt: skip
     for account in accounts:
-        overrides = {"HubAccountId": aws.account, "OrganizationId": org_id, "AWS::AccountId": account}
+        overrides = {"HubAccountId": aws.account, "OrganizationId": org_id, "AWS::AccountId": account,
+                     **org.parameters}  # fmt: skip
+        for region in regions if security_hub else ():
+            aws.client("securityhub", region, account=account).enable_security_hub()
         role = resolver(member, overrides)(member["Resources"]["AuditRole"]["Properties"])
         audit_role = create_role(aws, account, role)
         app_role = f"arn:aws:iam::{account}:role/orders-app"

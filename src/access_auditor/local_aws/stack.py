@@ -28,6 +28,8 @@ def create_role(aws: LocalAws, account: str, props: dict[str, Any]) -> str:
     arn = iam.create_role(RoleName=props["RoleName"], AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
                           Path=props.get("Path", "/"))["Role"]["Arn"]  # fmt: skip
     for policy in props.get("Policies", []):
+        if policy == "":  # a policy under a false condition (AWS::NoValue): CloudFormation leaves it out
+            continue
         document = dict(policy["PolicyDocument"])
         # A statement under a false condition resolves to AWS::NoValue (""): CloudFormation leaves it out.
         document["Statement"] = [s for s in document["Statement"] if s != ""]
