@@ -285,6 +285,18 @@ DEPLOY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         ("arn:aws:dynamodb:REGION:ACCOUNT:table/STACK-*",),
     ),
+    # The rule is named STACK-api-access (template.yaml); Config's rule ARNs carry a generated id, not the
+    # name, so the actions that take a rule are scoped to the account's rules in the region.
+    "AWS::Config::ConfigRule": (
+        (
+            "config:PutConfigRule",
+            "config:DeleteConfigRule",
+            "config:DescribeConfigRules",
+            "config:TagResource",
+            "config:UntagResource",
+        ),
+        ("arn:aws:config:REGION:ACCOUNT:config-rule/*",),
+    ),
 }
 
 
@@ -312,6 +324,12 @@ def deployer_policy(types: set[str]) -> dict[str, Any]:
         if kind == "AWS::Lambda::EventSourceMapping":
             sids[sid]["Condition"] = {
                 "ArnLike": {"lambda:FunctionArn": "arn:aws:lambda:REGION:ACCOUNT:function:STACK-*"}
+            }
+        if (
+            kind == "AWS::Config::ConfigRule"
+        ):  # its ARN carries an id Config chooses: scoped to CloudFormation
+            sids[sid]["Condition"] = {
+                "ForAnyValue:StringEquals": {"aws:CalledVia": "cloudformation.amazonaws.com"}
             }
         if kind == "AWS::KMS::Key":
             sids[sid]["Condition"] = {

@@ -231,3 +231,33 @@ def _enabled(client: Any) -> bool:
     except client.exceptions.ClientError:
         return False
     return True
+
+
+def test_a_forged_state_entry_is_not_believed_and_the_findings_open_again(
+    harness: Harness, outputs: dict[str, str]
+) -> None:
+    # GIVEN a weakening the auditor has already told about (its state entry says ACTIVE)
+    env = harness.function_env(**outputs)
+    harness.save_and_deploy(harness.sample.weakened_policy())
+    try:
+        invoke_auditor(env)
+        # WHEN someone who can write the table rewrites the entry: the same findings, suppressed until 2099
+        import base64
+        import zlib
+
+        table = harness.aws.client("dynamodb")
+        key = {"pk": {"S": f"v1/findings/{harness.aws.account}/{harness.aws.region}"}}
+        item = table.get_item(TableName="findings", Key=key)["Item"]
+        entry = json.loads(item["v"]["S"])
+        kept = json.loads(zlib.decompress(base64.b64decode(entry["value"])))
+        for record in kept["records"]:
+            record.update(state="SUPPRESSED", reason="forged", until="2099-01-01T00:00:00+00:00")
+        entry["value"] = base64.b64encode(zlib.compress(json.dumps(kept).encode())).decode()
+        table.put_item(TableName="findings", Item={**item, "v": {"S": json.dumps(entry)}})
+        after = invoke_auditor(env)
+    finally:
+        harness.restore()
+    # THEN the entry does not verify, so it reads as none: the weakening opens again (were the forgery
+    # believed, it would read "returned", a suppression ending), and it still raises drift
+    assert "opened ACCESS_WEAKENED" in transitions(after)
+    assert metric(after, "PolicyDrift") == [1]

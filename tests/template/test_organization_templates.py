@@ -64,9 +64,17 @@ def test_the_member_role_trusts_the_hub_worker_role_from_inside_the_organization
     # THEN the default names meet: the hub stack's worker role is the one the member template trusts
     assert trust["Condition"]["ArnEquals"] == {"aws:PrincipalArn": f"arn:aws:iam::111111111111:role/{worker}"}
     assert parameter_defaults(member)["AuditRoleName"] == parameter_defaults(hub)["MemberRoleName"]
-    # and the role only reads: no API Gateway action but GET, no write anywhere
-    actions = {s["Action"] for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    # and the role only reads: no API Gateway action but GET, no write anywhere...
+    actions = {s["Action"] for p in role["Policies"] if p for s in p["PolicyDocument"]["Statement"]}
     assert actions == {"apigateway:GET", "cloudtrail:LookupEvents", "execute-api:Invoke", "sts:AssumeRole"}
+    # ... but, with SecurityHub, the import of this account's own findings as its own default product
+    role = resolver(member, {**overrides, "SecurityHub": "true"})(
+        member["Resources"]["AuditRole"]["Properties"]
+    )
+    statements = [s for p in role["Policies"] if p for s in p["PolicyDocument"]["Statement"]]
+    (imported,) = [s for s in statements if s["Action"] not in actions]
+    assert imported["Action"] == "securityhub:BatchImportFindings"
+    assert imported["Resource"] == "arn:aws:securityhub:*:222222222222:product/222222222222/default"
 
 
 def test_the_shard_queue_and_its_mapping_follow_lambdas_rules() -> None:

@@ -28,7 +28,9 @@ __all__ = ["Outcome", "Sink", "FindingState", "deliver", "suppress", "transition
 
 log = logging.getLogger(__name__)
 UNTRACKED = frozenset({"AUDIT_DEFERRED", "CHANGED_BY"})  # about this run, not about the API
-REFRESH = dt.timedelta(days=30)  # Security Hub deletes a finding not updated for 90 days
+# Security Hub deletes a finding not updated for 90 days; a daily refresh also undoes, within a day, an update
+# someone else imported over ours (anyone the account lets call BatchImportFindings can).
+REFRESH = dt.timedelta(days=1)
 SAVE_AT_LEAST = dt.timedelta(hours=1)  # last_seen is written at least this often while nothing changes
 Scope = tuple[str, str]
 
