@@ -19,20 +19,10 @@ from access_auditor.findings import finding
 from access_auditor.local_aws import findings_services
 from access_auditor.outputs.sinks import FindingState, SecurityHubSink, deliver
 from tests.harness import Harness
+from tests.unit.test_shared_memory import Table
 
 APIS = 1_000
 WITH_FINDINGS = 150  # APIs with an open finding (two each)
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.items.get(key)
-
-    def put(self, key: str, value: str) -> None:
-        self.items[key] = value
 
 
 def _run(account: str, region: str) -> AuditRun:
@@ -59,7 +49,7 @@ def test_findings_to_security_hub(harness: Harness, capsys: pytest.CaptureFixtur
         calls.append(len(findings_services.IMPORTS) - before)
         return outcome
 
-    state = FindingState(MemoryStore())
+    state = FindingState(Table())
     sink = SecurityHubSink(importer)
     now = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
     started = time.monotonic()

@@ -32,7 +32,6 @@ IMPORTS: list[
     tuple[str, str, int]
 ] = []  # (account, region, findings) per accepted request: what the bench counts
 _lock = threading.Lock()
-_installed = False
 
 
 def reset() -> None:
@@ -42,11 +41,7 @@ def reset() -> None:
 
 
 def install() -> None:
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
+    """Patch moto (emulation.install calls this once per process)."""
 
     def batch_import_findings(
         self: Any, findings: list[dict[str, Any]]
