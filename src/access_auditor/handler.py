@@ -203,6 +203,15 @@ def config_rule(event: dict[str, Any], context: Any, session_for: Callable[[str,
         return {"ok": True, "evaluated": 1}
     results = run_audit(config, (ports or _ports)(config.control_plane_share), budget_s=run_budget_s(config, context),
                         only=only)  # fmt: skip
+    if invocation.api and not any(r.target.api_key == invocation.api for r in results):
+        from access_auditor.aws.configservice import put_evaluations
+
+        # Config asked about an API the auditor does not lock (no tag, no configuration entry): not applicable.
+        put_evaluations(client, invocation.token, [{"ComplianceResourceType": invocation.resource_type or "AWS::ApiGateway::Stage",
+                        "ComplianceResourceId": invocation.resource_id or invocation.api[2], "ComplianceType": "NOT_APPLICABLE",
+                        "Annotation": "not locked by the auditor: no access-auditor:allowed-roles tag and no configuration entry",
+                        "OrderingTimestamp": dt.datetime.now(dt.UTC)}])  # fmt: skip
+        return {"ok": True, "evaluated": 1}
     ids = {}
     if invocation.stage and invocation.resource_id and invocation.api:
         ids[(*invocation.api, invocation.stage)] = invocation.resource_id

@@ -140,6 +140,8 @@ def work_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handler.notify_alarm(event, context)
     if isinstance(event, dict) and event.get("source") == "aws.ssm":
         return handler.notify_config_change(event)
+    if isinstance(event, dict) and "resultToken" in event:
+        return organization_config_rule(event, context)
     from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
     records = list(SQSEvent(event).records)
@@ -224,6 +226,26 @@ def _members(hub: HubConfig) -> frozenset[str]:
         known = time.monotonic(), frozenset(list_accounts(make_client("organizations", hub.region)).active)
         _accounts_read["accounts"] = known
     return known[1]
+
+
+def organization_config_rule(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The organization's Config rule, invoked by Config in a member account: that account and region is
+    audited as its member audit role, and the evaluations go to that account's Config through the same role.
+    An account outside the plan (not a member, excluded) is refused: Config shows the rule as failed there."""
+    from access_auditor.outputs.config_rule import read_config_event
+
+    invocation = read_config_event(event)
+    assert invocation is not None
+    config, hub = _settings(False)
+    region = os.environ.get("AWS_REGION", hub.region)
+    if invocation.account not in _members(hub) or invocation.account in hub.excluded:
+        raise ValueError(f"account {invocation.account} is not an audited member of the organization")
+    shard = Shard(invocation.account, region, dt.datetime.now(dt.UTC))
+    role = member_role_arn(invocation.account, hub.member_role_name)
+    scope = Scope(invocation.account, region)
+    return handler.config_rule(event, context, session_for=_member_session,
+                               load=lambda: shard_config(config, shard, role),
+                               ports=lambda share: _ports((scope, share)))  # fmt: skip
 
 
 def audit_shard(

@@ -273,3 +273,33 @@ def test_a_shard_the_planner_could_not_have_planned_is_refused_and_never_counted
         line["reason"] for line in run.logs if line.get("message") == "a shard outside the plan was refused"
     ]
     assert len(refused) == 3 and any("not an active account" in r for r in refused)
+
+
+def test_the_organization_config_rule_is_answered_in_the_member_account_through_its_role(org: LocalOrganization) -> None:
+    from access_auditor.local_aws.demo_org import weaken
+
+    # GIVEN an API weakened in a member account, and Config's change notification for its stage there
+    account = org.members[0]
+    api_id = weaken(org, account, 1)
+    api = next(a for a in org.apis[account] if a.api_id == api_id)
+    arn = f"arn:aws:apigateway:{api.region}::/restapis/{api_id}/stages/prod"
+    item = {"awsAccountId": account, "configurationItemStatus": "OK", "resourceId": arn, "ARN": arn,
+            "awsRegion": api.region, "resourceType": "AWS::ApiGateway::Stage"}  # fmt: skip
+    event = {"invokingEvent": json.dumps({"configurationItem": item, "messageType": "ConfigurationItemChangeNotification"}),
+             "resultToken": "org-api-access", "configRuleName": "org-api-access", "accountId": account,
+             "eventLeftScope": False, "version": "1.0"}  # fmt: skip
+    # WHEN Config (in the API's region) invokes the hub's worker
+    with worker_function(org) as worker:
+        worker.env["AWS_REGION"] = api.region
+        run = worker(event)
+        # and a forged invocation names an account outside the organization
+        stranger = worker({**event, "accountId": "999999999999"})
+    assert run.error is None, run.error
+    # THEN the member account's Config holds the stage NON_COMPLIANT, the finding in the annotation
+    answer = org.aws.client("config", api.region, account=account).get_compliance_details_by_config_rule(
+        ConfigRuleName="org-api-access")
+    (evaluation,) = [e for e in answer["EvaluationResults"]
+                     if e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"] == arn]  # fmt: skip
+    assert evaluation["ComplianceType"] == "NON_COMPLIANT" and evaluation["Annotation"].startswith("ACCESS_WEAKENED")
+    # AND the stranger's invocation fails, naming why; nothing is evaluated for it
+    assert stranger.error is not None and "not an audited member" in stranger.error
