@@ -300,10 +300,15 @@ DEPLOY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # The hub's organization rule: Config deploys it to the member accounts itself, through its
     # service-linked role; its ARN, too, carries an id Config chooses.
     "AWS::Config::OrganizationConfigRule": (
-        ("config:PutOrganizationConfigRule", "config:DeleteOrganizationConfigRule",
-         "config:DescribeOrganizationConfigRules", "config:DescribeOrganizationConfigRuleStatuses",
-         "organizations:DescribeOrganization", "organizations:ListDelegatedAdministrators",
-         "organizations:EnableAWSServiceAccess"),
+        (
+            "config:PutOrganizationConfigRule",
+            "config:DeleteOrganizationConfigRule",
+            "config:DescribeOrganizationConfigRules",
+            "config:DescribeOrganizationConfigRuleStatuses",
+            "organizations:DescribeOrganization",
+            "organizations:ListDelegatedAdministrators",
+            "organizations:EnableAWSServiceAccess",
+        ),
         ("arn:aws:config:REGION:ACCOUNT:organization-config-rule/*", "arn:aws:organizations::ACCOUNT:*"),
     ),
 }
@@ -334,8 +339,9 @@ def deployer_policy(types: set[str]) -> dict[str, Any]:
             sids[sid]["Condition"] = {
                 "ArnLike": {"lambda:FunctionArn": "arn:aws:lambda:REGION:ACCOUNT:function:STACK-*"}
             }
-        if (
-            kind in ("AWS::Config::ConfigRule", "AWS::Config::OrganizationConfigRule")
+        if kind in (
+            "AWS::Config::ConfigRule",
+            "AWS::Config::OrganizationConfigRule",
         ):  # its ARN carries an id Config chooses: scoped to CloudFormation
             sids[sid]["Condition"] = {
                 "ForAnyValue:StringEquals": {"aws:CalledVia": "cloudformation.amazonaws.com"}

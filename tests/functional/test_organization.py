@@ -275,7 +275,9 @@ def test_a_shard_the_planner_could_not_have_planned_is_refused_and_never_counted
     assert len(refused) == 3 and any("not an active account" in r for r in refused)
 
 
-def test_the_organization_config_rule_is_answered_in_the_member_account_through_its_role(org: LocalOrganization) -> None:
+def test_the_organization_config_rule_is_answered_in_the_member_account_through_its_role(
+    org: LocalOrganization,
+) -> None:
     from access_auditor.local_aws.demo_org import weaken
 
     # GIVEN an API weakened in a member account, and Config's change notification for its stage there
@@ -297,9 +299,12 @@ def test_the_organization_config_rule_is_answered_in_the_member_account_through_
     assert run.error is None, run.error
     # THEN the member account's Config holds the stage NON_COMPLIANT, the finding in the annotation
     answer = org.aws.client("config", api.region, account=account).get_compliance_details_by_config_rule(
-        ConfigRuleName="org-api-access")
+        ConfigRuleName="org-api-access"
+    )
     (evaluation,) = [e for e in answer["EvaluationResults"]
                      if e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"] == arn]  # fmt: skip
-    assert evaluation["ComplianceType"] == "NON_COMPLIANT" and evaluation["Annotation"].startswith("ACCESS_WEAKENED")
+    assert evaluation["ComplianceType"] == "NON_COMPLIANT" and evaluation["Annotation"].startswith(
+        "ACCESS_WEAKENED"
+    )
     # AND the stranger's invocation fails, naming why; nothing is evaluated for it
     assert stranger.error is not None and "not an audited member" in stranger.error

@@ -368,3 +368,35 @@ def test_the_watch_rules_let_the_stack_s_own_deployment_through() -> None:
     by_hand = {**record, "sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2",
                "userIdentity": {k: v for k, v in record["userIdentity"].items() if k != "invokedBy"}}  # fmt: skip
     assert watch(_as_eventbridge_delivers(by_hand))
+
+
+CONFIG_EVENTS = recorded("config_rule_events")
+
+
+def test_config_s_documented_invocations_are_read_and_one_outside_the_scope_is_refused_by_name() -> None:
+    import json as _json
+
+    from access_auditor.outputs.config_rule import read_config_event
+
+    # Config's periodic invocation (the guide's sample) audits everything
+    periodic = read_config_event(CONFIG_EVENTS["periodic"])
+    assert periodic is not None and periodic.scheduled and periodic.token == "myResultToken"
+    # its change sample is an EC2 instance: outside the rule's scope, refused naming the type
+    with pytest.raises(ValueError, match="AWS::EC2::Instance"):
+        read_config_event(CONFIG_EVENTS["change"])
+    # the same shape for a stage names the API, the stage and Config's own resource id
+    change = dict(CONFIG_EVENTS["change"])
+    invoking = _json.loads(change["invokingEvent"])
+    invoking["configurationItem"] = CONFIG_EVENTS["stage_item"]
+    stage = read_config_event({**change, "invokingEvent": _json.dumps(invoking)})
+    assert (
+        stage is not None
+        and stage.api == ("123456789012", "us-east-2", "a1b2c3d4e5")
+        and stage.stage == "prod"
+    )
+    assert stage.resource_id == CONFIG_EVENTS["stage_item"]["resourceId"] and not stage.gone
+    # a deleted stage is gone; an event that is not Config's is not read as one
+    deleted = {**CONFIG_EVENTS["stage_item"], "configurationItemStatus": "ResourceDeleted"}
+    invoking["configurationItem"] = deleted
+    assert read_config_event({**change, "invokingEvent": _json.dumps(invoking)}).gone  # type: ignore[union-attr]
+    assert read_config_event({"source": "aws.events"}) is None
