@@ -20,6 +20,10 @@ ROLES = [
 SESSIONS = {arn: f"arn:aws:sts::{arn.split(':')[4]}:assumed-role/{arn.rsplit('/', 1)[1]}/s1" for arn in ROLES}
 METHOD_ARNS = [f"{API.arn}/prod/GET/health", f"{API.arn}/prod/POST/items", f"{API.arn}/dev/DELETE/items/7"]
 IPS = ["10.1.2.3", "192.168.0.9", "203.0.113.10"]
+# Through a VPC endpoint a request carries aws:SourceVpce, aws:SourceVpc and aws:VpcSourceIp, and no aws:SourceIp.
+VPCES = ["vpce-0a1b2c3d", "vpce-0e5f6a7b"]
+VPCS = ["vpc-0a11", "vpc-0b22"]
+VPC_IPS = ["10.0.3.4", "10.1.9.9", "172.16.5.5"]
 
 principal_entries = st.sampled_from(
     ["*", ACCOUNT, OTHER, f"arn:aws:iam::{ACCOUNT}:root", *ROLES, *SESSIONS.values()]
@@ -48,8 +52,19 @@ conditions = st.one_of(
         st.lists(st.sampled_from(["10.0.0.0/8", "192.168.0.0/16", "203.0.113.10/32"]), min_size=1, max_size=2),
     ),
     st.tuples(
+        st.sampled_from(["StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "StringNotEqualsIfExists",
+                         "ForAnyValue:StringEquals"]),
+        st.sampled_from(["aws:SourceVpce", "aws:SourceVpc"]),
+        st.lists(st.sampled_from([*VPCES, *VPCS, "vpce-*", "vpc-0a*"]), min_size=1, max_size=2),
+    ),
+    st.tuples(
+        st.sampled_from(["IpAddress", "NotIpAddress", "IpAddressIfExists"]),
+        st.just("aws:VpcSourceIp"),
+        st.lists(st.sampled_from(["10.0.0.0/16", "10.1.0.0/16", "172.16.0.0/12"]), min_size=1, max_size=2),
+    ),
+    st.tuples(
         st.just("Null"),
-        st.sampled_from(["aws:PrincipalArn", "aws:SourceVpce", "aws:SourceIp"]),
+        st.sampled_from(["aws:PrincipalArn", "aws:SourceVpce", "aws:SourceIp", "aws:SourceVpc", "aws:VpcSourceIp"]),
         st.lists(st.sampled_from(["true", "false", "True"]), min_size=1, max_size=2),
     ),
 )  # fmt: skip
@@ -81,11 +96,19 @@ policies = st.lists(statements(), max_size=4).map(lambda s: {"Version": "2012-10
 
 
 @st.composite
+def networks(draw: st.DrawFn) -> dict[str, str]:
+    """Where a request comes from: the internet (a source IP), or a VPC endpoint (its id, its VPC, the
+    caller's address in the VPC)."""
+    if draw(st.booleans()):
+        return {"source_ip": draw(st.sampled_from(IPS))}
+    return {"source_vpce": draw(st.sampled_from(VPCES)), "source_vpc": draw(st.sampled_from(VPCS)),
+            "vpc_source_ip": draw(st.sampled_from(VPC_IPS))}  # fmt: skip
+
+
+@st.composite
 def callers(draw: st.DrawFn) -> RequestContext:
-    ip = draw(st.sampled_from(IPS))
+    network = draw(networks())
     if draw(st.integers(0, 4)) == 0:
-        return RequestContext(source_ip=ip)
+        return RequestContext(**network)
     arn = draw(st.sampled_from(ROLES))
-    return RequestContext(
-        principal_arn=arn, account=arn.split(":")[4], session_arn=SESSIONS[arn], source_ip=ip
-    )
+    return RequestContext(principal_arn=arn, account=arn.split(":")[4], session_arn=SESSIONS[arn], **network)

@@ -17,7 +17,9 @@ from tests.policies import API, METHOD_ARNS, callers, policies
 
 
 def reference_caller(context: RequestContext) -> access.Caller:
-    keys = {"aws:sourceip": context.source_ip} if context.source_ip else {}
+    network = {"aws:sourceip": context.source_ip, "aws:sourcevpce": context.source_vpce,
+               "aws:sourcevpc": context.source_vpc, "aws:vpcsourceip": context.vpc_source_ip}  # fmt: skip
+    keys = {k: v for k, v in network.items() if v}
     return access.Caller(context.principal_arn, context.account, context.session_arn, keys)
 
 

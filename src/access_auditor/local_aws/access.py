@@ -19,7 +19,9 @@ from typing import Any
 
 INVOKE = "execute-api:invoke"
 ASSUME_ROLE = "sts:assumerole"
-NETWORK_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc", "aws:securetransport"})
+NETWORK_KEYS = frozenset(
+    {"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc", "aws:vpcsourceip", "aws:securetransport"}
+)
 
 
 @dataclass(frozen=True)

@@ -70,15 +70,17 @@ def analyse_policy(
     api: ApiRef,
     allowed_roles: Sequence[str],
     methods: Sequence[Method],
+    private: bool = False,
 ) -> PolicyVerdict:
     """Compare what ``saved`` lets through with what ``expected`` lets through, and explain every difference.
+    ``private``: the API is reached only through VPC endpoints (its endpoint type is PRIVATE).
 
     Findings: POLICY_MISSING, ACCESS_WEAKENED (critical when unconditional, high when conditional),
     ALLOWED_ROLE_LOCKED_OUT (high), ACCESS_CHANGED (medium), POLICY_NOT_MODELLED (medium: "cannot prove
     equivalence") and POLICY_REWRITTEN (info, no drift).
     """
     considered = [expected] + ([saved] if saved else [])
-    callers = caller_classes(api, allowed_roles, considered)
+    callers = caller_classes(api, allowed_roles, considered, private)
     groups = method_groups(methods, api, considered)
     verdict = PolicyVerdict(
         drift=False,
@@ -119,22 +121,26 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
     findings: list[Finding] = []
     weakened: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]] = []  # who gets in where: one finding
     for caller in classes:
-        changed = [
-            (group, expected.cells[(caller.name, i)], saved.cells[(caller.name, i)])
-            for i, group in enumerate(expected.groups)
-            if expected.cells[(caller.name, i)].access != saved.cells[(caller.name, i)].access
-        ]
-        if not changed:
+        cells = [(group, expected.cells[(caller.name, i)], saved.cells[(caller.name, i)])
+                 for i, group in enumerate(expected.groups)]  # fmt: skip
+        changed = [(m, e, s) for m, e, s in cells if e.access != s.access]
+        # A network the expected policy keeps a caller out of, and the saved one lets it in through (another
+        # VPC endpoint, a wider VPC), is a weakening even where the caller could already call from elsewhere.
+        wider = [(m, e, s) for m, e, s in cells if _new_networks(e, s) and s.access != Access.DENIED]
+        if not changed and not wider:
             continue
         if caller.allowed_role:
             lost = [(m, e, s) for m, e, s in changed if e.access == Access.ALLOWED]
             if lost:
                 findings.append(_locked_out(caller, lost))
+            gained = wider
         else:
-            gained = [(m, e, s) for m, e, s in changed if e.access == Access.DENIED]
-            if gained:
-                weakened.append((caller, gained))
-        rest = [(m, e, s) for m, e, s in changed if not _reported(caller, e)]
+            gained = [(m, e, s) for m, e, s in changed if e.access == Access.DENIED] + [
+                item for item in wider if item[1].access != Access.DENIED]  # fmt: skip
+        if gained:
+            weakened.append((caller, gained))
+        told = {id(item[0]) for item in gained}
+        rest = [(m, e, s) for m, e, s in changed if not _reported(caller, e) and id(m) not in told]
         if rest:
             (method, *_), before, after = rest[0]
             findings.append(
@@ -148,6 +154,10 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
     return ([_weakened(weakened)] if weakened else []) + findings
 
 
+def _new_networks(expected: Cell, saved: Cell) -> list[str]:
+    return [n for n in saved.networks if n not in expected.networks]
+
+
 def _weakened(callers: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]]) -> Finding:
     """The weakening, once: one policy change lets several kinds of caller in, and it is one thing to fix.
     Told for the caller class that gets in most surely (always, rather than under some conditions); the
@@ -155,9 +165,9 @@ def _weakened(callers: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]])
 
     def how(gained: list[tuple[Group, Cell, Cell]]) -> tuple[bool, str, Cell]:
         always = [item for item in gained if item[2].access == Access.ALLOWED]
-        (method, *_), _, cell = (always or gained)[0]
+        (method, *_), before, cell = (always or gained)[0]
         verb = "can invoke" if always else "can, depending on who or where it calls from, invoke"
-        return bool(always), f"{verb} {method}{_more(gained)}", cell
+        return bool(always), f"{verb} {method}{_more(gained)}{_through(before, cell)}", cell
 
     told = sorted(((caller, *how(gained)) for caller, gained in callers), key=lambda told: not told[1])
     (caller, always, what, cell), others = told[0], told[1:]
@@ -171,6 +181,15 @@ def _weakened(callers: list[tuple[CallerClass, list[tuple[Group, Cell, Cell]]]])
             sorted(c.name for c, _ in callers)
         ),  # every caller that gets in: a suppression must cover all
     )
+
+
+def _through(expected: Cell, saved: Cell) -> str:
+    """Where from, when it is more than "anywhere": the network origins the saved policy newly lets in."""
+    new = _new_networks(expected, saved)
+    if not new or new == ["the internet"]:
+        return ""
+    shown = ", ".join(new[:3]) + (f" and {len(new) - 3} more" if len(new) > 3 else "")
+    return f" through {shown}"
 
 
 def _reported(caller: CallerClass, expected: Cell) -> bool:
@@ -229,17 +248,41 @@ def access_lost(
 
 
 def check_policy(
-    saved_text: str | None, api: ApiRef, allowed_roles: Sequence[str], methods: Sequence[Method]
+    saved_text: str | None,
+    api: ApiRef,
+    allowed_roles: Sequence[str],
+    methods: Sequence[Method],
+    *,
+    vpces: Sequence[str] = (),
+    vpcs: Sequence[str] = (),
+    private: bool = False,
 ) -> PolicyVerdict:
     """The one verdict used by the Lambda and by ``access-auditor policy check``.
 
     ``saved_text`` is the policy as API Gateway returns it (plain or escaped JSON), or None when the API has
-    none. Raises PolicyParseError when the text cannot be read as a policy.
+    none. ``vpces``/``vpcs``: the endpoints or VPCs the expected policy admits (a private API); ``private``:
+    the API's endpoint type is PRIVATE. Raises PolicyParseError when the text cannot be read as a policy.
     """
-    expected_document = render_expected_policy(api, list(allowed_roles))
+    expected_document = render_expected_policy(api, list(allowed_roles), vpces, vpcs)
     saved_document = parse_policy_text(saved_text) if saved_text is not None else None
     saved = load_policy(saved_document, api) if saved_document is not None else None
-    verdict = analyse_policy(saved, load_policy(expected_document, api), api, allowed_roles, methods)
+    verdict = analyse_policy(saved, load_policy(expected_document, api), api, allowed_roles, methods, private)
     verdict.expected_document = expected_document
     verdict.saved_document = saved_document
+    if private and saved is not None:
+        verdict.findings.extend(_any_endpoint(verdict))
+        verdict.drift = flagged(verdict.findings, Category.DRIFT)
     return verdict
+
+
+def _any_endpoint(verdict: PolicyVerdict) -> list[Finding]:
+    """A private API that a caller can reach through any VPC endpoint, in any account: the policy names no
+    endpoint or VPC that keeps the others out."""
+    reached = sorted({caller for (caller, _), cell in verdict.saved.cells.items()
+                      if any(n == "another VPC endpoint in another VPC" for n in cell.networks)})  # fmt: skip
+    if not reached:
+        return []
+    return [finding("PRIVATE_API_ANY_ENDPOINT", f"{reached[0]} can reach this private API through any VPC endpoint "
+                    f"in any account{' (and ' + str(len(reached) - 1) + ' more caller class(es))' if len(reached) > 1 else ''}: "
+                    "its policy names no aws:SourceVpce or aws:SourceVpc. Lock it to your endpoints: "
+                    "access-auditor policy apply --vpce vpce-...", subject=reached[0])]  # fmt: skip

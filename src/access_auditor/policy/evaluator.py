@@ -49,14 +49,17 @@ _MODELLED_KEYS = {
     "aws:sourceip": ("source_ip", "ip"),
     "aws:sourcevpce": ("source_vpce", "string"),
     "aws:sourcevpc": ("source_vpc", "string"),
+    # The caller's address inside its VPC: set, like the two above, only on a request through a VPC endpoint,
+    # where aws:SourceIp is absent ("AWS global condition context keys").
+    "aws:vpcsourceip": ("vpc_source_ip", "ip"),
 }
-NETWORK_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc"})
+NETWORK_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:sourcevpc", "aws:vpcsourceip"})
 # Keys AWS does set on some requests but whose value the evaluator cannot know: unmodelled, never "absent".
 _UNMODELLED_KEY = re.compile(
     r"^(aws:(currenttime|epochtime|securetransport|useragent|referer|principaltag/.*|principaltype|"
     r"principalorgpaths|principalisawsservice|principalservicename.*|resourcetag/.*|requesttag/.*|"
     r"resourceaccount|resourceorgid|resourceorgpaths|multifactorauth.*|tokenissuetime|sourcearn|"
-    r"sourceaccount|sourceorgid|sourceorgpaths|vpcsourceip|calledvia.*|viaawsservice|requestedregion|"
+    r"sourceaccount|sourceorgid|sourceorgpaths|calledvia.*|viaawsservice|requestedregion|"
     r"tagkeys|sourceidentity|federatedprovider|ec2instancesourcevpc|ec2instancesourceprivateipv4|"
     r"assumedroot)|execute-api:.*)$"
 )
@@ -98,6 +101,7 @@ class RequestContext:
     source_vpce: str | None = None
     source_vpc: str | None = None
     session_arn: str | None = None
+    vpc_source_ip: str | None = None
 
     def value(self, key: str) -> str | None:
         modelled = _MODELLED_KEYS.get(key.lower())

@@ -10,6 +10,16 @@ from access_auditor.errors import ConfigError
 from access_auditor.policy.document import ApiRef
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
+VPCE_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+
+
+def network_ids(values: Sequence[str], pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+    """Endpoint or VPC ids, checked. Raises ConfigError naming the bad one."""
+    for value in values:
+        if not pattern.match(value):
+            raise ConfigError(f"not a {what} id: {value!r} (expected {pattern.pattern.strip('^$')})")
+    return tuple(sorted(set(values)))
 
 
 def role_account(role_arn: str) -> str:
@@ -20,13 +30,21 @@ def role_account(role_arn: str) -> str:
     return match[1]
 
 
-def render_expected_policy(api: ApiRef, allowed_roles: list[str]) -> dict[str, Any]:
-    """The resource policy that lets only ``allowed_roles`` invoke ``api``.
+def render_expected_policy(
+    api: ApiRef, allowed_roles: list[str], vpces: Sequence[str] = (), vpcs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The resource policy that lets only ``allowed_roles`` invoke ``api`` (and, for a private API, only
+    through the VPC endpoints ``vpces`` or from the VPCs ``vpcs``).
 
     One Deny with ``StringNotEquals`` on ``aws:PrincipalArn``: the key is absent on anonymous requests, and a
     negated operator is true when its key is absent, so anonymous callers are denied too. Roles in the
     API's own account need only their identity policy; a role in another account also needs an Allow here,
     because cross-account access requires both sides to allow.
+
+    With endpoints or VPCs, a second Deny refuses every request that comes through none of them: the form
+    the developer guide documents for private APIs ("Deny ... unless aws:SourceVpce"), its two conditions
+    ANDed, so that a request through a listed endpoint *or* from a listed VPC is let through. A request not
+    made through an endpoint carries neither key, and the negated operators then hold: it is refused.
 
     >>> render_expected_policy(ApiRef("us-east-1", "123456789012", "abc123"),
     ...     ["arn:aws:iam::123456789012:role/app"])["Statement"][0]["Resource"]
@@ -46,6 +64,20 @@ def render_expected_policy(api: ApiRef, allowed_roles: list[str]) -> dict[str, A
             "Condition": {"StringNotEquals": {"aws:PrincipalArn": roles if len(roles) > 1 else roles[0]}},
         }
     ]
+    endpoints, networks = network_ids(vpces, VPCE_ID, "VPC endpoint"), network_ids(vpcs, VPC_ID, "VPC")
+    if endpoints or networks:
+        where = {"aws:SourceVpce": list(endpoints)} if endpoints else {}
+        where |= {"aws:SourceVpc": list(networks)} if networks else {}
+        statements.append(
+            {
+                "Sid": "DenyAllButAllowedNetworks",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "execute-api:Invoke",
+                "Resource": f"{api.arn}/*",
+                "Condition": {"StringNotEquals": {k: v if len(v) > 1 else v[0] for k, v in where.items()}},
+            }
+        )
     if cross_account:
         statements.append(
             {

@@ -67,6 +67,7 @@ class CallerClass:
 class Callers:
     classes: tuple[CallerClass, ...]
     networks: tuple[RequestContext, ...]  # network attributes only (source IP, VPC endpoint, VPC)
+    network_names: tuple[str, ...] = ()  # what each network origin is, for a finding to say where
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Cell:
     allowed_by: tuple[str, ...]
     denied_by: tuple[str, ...]
     allow_reasons: tuple[str, ...]
+    networks: tuple[str, ...] = ()  # the network origins through which some caller of the class got in
 
 
 Group = tuple[Method, ...]
@@ -129,9 +131,12 @@ def session_arn(role_arn: str, session: str = _WITNESS) -> str | None:
     return f"arn:{parts[1]}:sts::{parts[4]}:assumed-role/{parts[5].rsplit('/', 1)[1]}/{session}"
 
 
-def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable[Policy]) -> Callers:
+def caller_classes(
+    api: ApiRef, allowed_roles: Sequence[str], policies: Iterable[Policy], private: bool = False
+) -> Callers:
     """The caller classes to analyse and the network origins, with witnesses drawn from everything
-    ``policies`` mention: IP ranges, VPC endpoints and VPCs, organisation ids, principals, role sessions."""
+    ``policies`` mention: IP ranges, VPC endpoints and VPCs, organisation ids, principals, role sessions.
+    ``private``: the API is reached only through VPC endpoints, so every origin is an endpoint in a VPC."""
     policies = list(policies)
     named, org_ids, sessions = _named_identities(policies)
 
@@ -176,7 +181,8 @@ def caller_classes(api: ApiRef, allowed_roles: Sequence[str], policies: Iterable
             else f"principal {arn} (named in the policy)"
         )
         classes.append(CallerClass(label, identities(arn, arn.split(":")[4])))
-    return Callers(tuple(classes), tuple(_network_variants(policies)))
+    variants = _private_variants(policies) if private else _network_variants(policies)
+    return Callers(tuple(classes), tuple(v for v, _ in variants), tuple(n for _, n in variants))
 
 
 def access_matrix(policy: Policy | None, api: ApiRef, groups: Sequence[Group], callers: Callers) -> Matrix:
@@ -213,7 +219,10 @@ def access_matrix(policy: Policy | None, api: ApiRef, groups: Sequence[Group], c
                 for identity in caller.identities:
                     _judge(tally, policy, representative.authorization_type, identity, api.account, statements,
                            targeted[unknown], masks, identity_ok, full)  # fmt: skip
-            cells[(caller.name, index)] = tally.cell(len(networks) * len(caller.identities) * len(passes))
+            cell = tally.cell(len(networks) * len(caller.identities) * len(passes))
+            names = callers.network_names
+            reached = tuple(names[k] for k in range(len(names)) if tally.reached >> k & 1)
+            cells[(caller.name, index)] = replace(cell, networks=reached)
     return Matrix(tuple(groups), cells)
 
 
@@ -237,6 +246,7 @@ class _Tally:
     allowed_by: set[str] = field(default_factory=set)
     denied_by: set[str] = field(default_factory=set)
     reasons: set[str] = field(default_factory=set)
+    reached: int = 0  # the network origins (bits) through which some identity got in
 
     def cell(self, total: int) -> Cell:
         if self.allowed == total:
@@ -268,6 +278,7 @@ def _judge(
         identity = identity.anonymous()
         if policy is None:
             tally.allowed += full.bit_count()
+            tally.reached |= full
             tally.reasons.add("authorizer" if authorization_type != "NONE" else "no-policy")
             return
     holds = identity_ok(identity)
@@ -283,6 +294,7 @@ def _judge(
     same_account = iam and identity.account == api_account
     allowed = (full if same_account else allow) & ~deny
     tally.allowed += allowed.bit_count()
+    tally.reached |= allowed
     tally.denied_by.update(statements[i].label for i in applying if statements[i].effect == "Deny")
     tally.allowed_by.update(
         statements[i].label for i in applying if statements[i].effect == "Allow" and masks[i] & allowed
@@ -293,29 +305,58 @@ def _judge(
         tally.reasons.add("identity-policy")
 
 
-def _network_variants(policies: list[Policy]) -> list[RequestContext]:
+def _named(policies: list[Policy], key: str) -> list[str]:
+    """The values ``policies`` give the condition key ``key`` (lower case), wildcards instantiated."""
+    values = [value.replace("*", "x").replace("?", "x") for policy in policies for statement in policy.statements
+              for condition in statement.conditions if condition.key.lower() == key for value in condition.values]  # fmt: skip
+    return list(dict.fromkeys(values))
+
+
+def _addresses(ranges: list[str]) -> list[str]:
+    out = []
+    for value in ranges:
+        try:
+            out.append(str(ipaddress.ip_network(value.replace("x", "0"), strict=False).network_address))
+        except ValueError:
+            continue
+    return out
+
+
+def _network_variants(policies: list[Policy]) -> list[tuple[RequestContext, str]]:
     """One context per network origin a policy names, plus a plain public origin."""
-    variants = [RequestContext(source_ip=_BASE_IP)]
-    for policy in policies:
-        for statement in policy.statements:
-            for condition in statement.conditions:
-                key = condition.key.lower()
-                for value in condition.values:
-                    if key == "aws:sourceip":
-                        try:
-                            network = ipaddress.ip_network(value, strict=False)
-                        except ValueError:
-                            continue
-                        variants.append(RequestContext(source_ip=str(network.network_address)))
-                    elif key == "aws:sourcevpce":
-                        variants.append(
-                            RequestContext(source_ip=_BASE_IP, source_vpce=value.replace("*", "x"))
-                        )
-                    elif key == "aws:sourcevpc":
-                        variants.append(
-                            RequestContext(source_ip=_BASE_IP, source_vpc=value.replace("*", "x"))
-                        )
-    return list(dict.fromkeys(variants))
+    variants = [(RequestContext(source_ip=_BASE_IP), "the internet")]
+    variants += [
+        (RequestContext(source_ip=a), f"address {a}") for a in _addresses(_named(policies, "aws:sourceip"))
+    ]
+    variants += [(RequestContext(source_ip=_BASE_IP, source_vpce=e), f"VPC endpoint {e}")
+                 for e in _named(policies, "aws:sourcevpce")]  # fmt: skip
+    variants += [
+        (RequestContext(source_ip=_BASE_IP, source_vpc=v), f"VPC {v}")
+        for v in _named(policies, "aws:sourcevpc")
+    ]
+    return list(dict(variants).items())
+
+
+OTHER_ENDPOINT, OTHER_VPC, _VPC_ADDRESS = "vpce-0other0endpoint", "vpc-0other0vpc", "10.255.255.10"
+
+
+def _private_variants(policies: list[Policy]) -> list[tuple[RequestContext, str]]:
+    """A private API is reached only through an execute-api VPC endpoint: every origin has an endpoint, its
+    VPC and an address in it (aws:VpcSourceIp), and no aws:SourceIp. Each endpoint and VPC the policies
+    name is combined with every other, and with an endpoint and a VPC they do not name: a policy that names
+    no endpoint lets every endpoint in, in any account."""
+    endpoints = [*_named(policies, "aws:sourcevpce"), OTHER_ENDPOINT]
+    vpcs = [*_named(policies, "aws:sourcevpc"), OTHER_VPC]
+    addresses = [*_addresses(_named(policies, "aws:vpcsourceip")), _VPC_ADDRESS]
+    variants = []
+    for e in endpoints:
+        for v in vpcs:
+            for a in addresses:
+                where = "another VPC endpoint" if e == OTHER_ENDPOINT else f"VPC endpoint {e}"
+                where += " in another VPC" if v == OTHER_VPC else f" in VPC {v}"
+                where += "" if a == _VPC_ADDRESS else f" from {a}"
+                variants.append((RequestContext(source_vpce=e, source_vpc=v, vpc_source_ip=a), where))
+    return variants
 
 
 def _named_identities(policies: list[Policy]) -> tuple[dict[str, str], list[str], list[str]]:
