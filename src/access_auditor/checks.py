@@ -22,7 +22,7 @@ from access_auditor.policy.access_config import AccessConfig
 from access_auditor.policy.analysis import PolicyVerdict, check_policy
 from access_auditor.policy.expected import apply_command, tag_command
 from access_auditor.policy.matrix import OTHER_STAGE, Access, Method
-from access_auditor.probes import CallResult, health_finding, probe_finding
+from access_auditor.probes import FORBIDDEN, CallResult, health_finding, probe_finding
 from access_auditor.sources import ALLOWED_ROLES_TAG
 
 
@@ -52,7 +52,11 @@ def _judge(obs: Observation, state: AccessConfig) -> PolicyVerdict:
     target = obs.target
     methods = list(state.methods)
     analysed = methods + [Method(OTHER_STAGE, m.http_method, m.path, m.authorization_type) for m in methods]
-    return check_policy(state.policy, target.api, target.allowed_roles, analysed)
+    # A private API's callers come only through VPC endpoints: its endpoint type as the sweep read it (a
+    # change of type is a change of the API, which the change path audits at once).
+    private = obs.swept.private if obs.swept is not None else target.private
+    return check_policy(state.policy, target.api, target.allowed_roles, analysed, vpces=target.allowed_vpces,
+                        vpcs=target.allowed_vpcs, private=private)  # fmt: skip
 
 
 def live_policy(obs: Observation) -> list[Finding]:
@@ -242,7 +246,7 @@ def health(obs: Observation) -> list[Finding]:
             f"role to the API's allowed roles, in the tag: {tag_command(target.api, ALLOWED_ROLES_TAG, roles)}; and "
             f"in the policy: {apply_command(target.api, roles, target.stage)}; or tag the API "
             "access-auditor:health-role with an allowed role that the member audit role may assume"),)) from exc  # fmt: skip
-    failure = health_finding(result, obs.target.expected_status, obs.target.health_url)
+    failure = health_finding(result, obs.target.expected_status, obs.target.health_url, obs.target.private)
     return ([failure] if failure else []) + customised_responses(obs, result)
 
 
@@ -273,7 +277,7 @@ def probes(obs: Observation) -> list[Finding]:
         answer = obs.health()
     except AlreadyReported as exc:
         raise Skip("no health call: no probe can be placed") from exc
-    if answer.status is None or answer.missing_token:
+    if answer.status is None or answer.missing_token or answer.error_type == FORBIDDEN:
         return [finding("PROBES_NOT_RUN",
             f"the negative probes were not run: the health call's answer does not show that {url} exists, so a "
             "refusal would prove nothing; nobody is shown to be kept out this run")]  # fmt: skip

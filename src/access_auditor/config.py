@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from access_auditor.errors import ConfigError
 from access_auditor.outputs.suppression import Suppression, parse_suppressions
 from access_auditor.policy.document import ApiRef
-from access_auditor.policy.expected import ROLE_ARN
+from access_auditor.policy.expected import ROLE_ARN, VPC_ID, VPCE_ID
 from access_auditor.signing import is_loopback
 
 _API_ID = re.compile(r"^[a-z0-9]{1,32}$")
@@ -43,10 +43,18 @@ TARGET_SETTINGS = {
     "HEALTH_METHOD": "method of the health call (default GET)",
     "API_ENDPOINT": "base URL of a custom domain (https; http only for loopback)",
     "EXPECTED_STATUS": "statuses that count as healthy (default 200-299)",
+    "ALLOWED_VPCE": "a private API: the VPC endpoint ids it may be called through (a list, or comma-separated)",
+    "ALLOWED_VPC": "a private API: the VPC ids it may be called from (a list, or comma-separated)",
+    "EXECUTE_API_ENDPOINT": "a private API: the execute-api VPC endpoint the function calls through, its id "
+    "(vpce-...) or its DNS name (vpce-...execute-api.REGION.vpce.amazonaws.com)",
+    "PRIVATE_ADDRESSING": "a private API: dns (private DNS, the default), alias (the Route 53 alias API-VPCE), or "
+    "endpoint (the endpoint's own DNS name with x-apigw-api-id)",
 }
 TARGET_KEYS = tuple(TARGET_SETTINGS)
 # Like botocore's AWS_ENDPOINT_URL_<SERVICE>: where execute-api is served when it is not AWS (the local AWS).
 INVOKE_BASE = "AWS_ENDPOINT_URL_EXECUTE_API"
+PRIVATE_BASE = "AWS_ENDPOINT_URL_EXECUTE_API_VPCE"  # the local AWS's VPC endpoint, for private APIs
+ADDRESSING = ("dns", "alias", "endpoint")
 DOCUMENT_KEYS = ("defaults", "discovery", "targets", "suppressions")
 DISCOVERY_KEYS = ("regions", "apis")
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -82,6 +90,13 @@ class Target:
     expected_status: StatusSet = field(default_factory=StatusSet)
     source: str = "env"  # env, config or tag: where the expectation came from
     invoke_base: str | None = None  # AWS_ENDPOINT_URL_EXECUTE_API: an emulator serving /{api}/{stage}/...
+    allowed_vpces: tuple[str, ...] = ()  # a private API: only through these VPC endpoints...
+    allowed_vpcs: tuple[str, ...] = ()  # ... or from these VPCs
+    execute_api_endpoint: str | None = None  # the VPC endpoint the function calls a private API through
+    addressing: str = "dns"  # how: dns, alias or endpoint
+    # AWS_ENDPOINT_URL_EXECUTE_API_VPCE: an emulated VPC endpoint serving /{stage}/... by Host or x-apigw-api-id
+    private_base: str | None = None
+    endpoint_private: bool = False  # the sweep found the API's endpoint type PRIVATE
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -98,14 +113,45 @@ class Target:
         return ApiRef(region=self.region, account=self.account, api_id=self.api_id)
 
     @property
-    def health_url(self) -> str:
-        """The stage's invoke URL (or the custom domain in ``endpoint``) joined with the health path."""
-        base = self.endpoint or (
-            f"{self.invoke_base.rstrip('/')}/{self.api_id}/{self.stage}"
-            if self.invoke_base
-            else f"https://{self.api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+    def private(self) -> bool:
+        """Called through a VPC endpoint: the target names one, or the endpoints or VPCs it is locked to."""
+        return bool(
+            self.endpoint_private or self.execute_api_endpoint or self.allowed_vpces or self.allowed_vpcs
         )
+
+    @property
+    def health_url(self) -> str:
+        """The stage's invoke URL (or the custom domain in ``endpoint``) joined with the health path. A private
+        API is called the way ``addressing`` says (the developer guide's "Invoke a private API"): by private
+        DNS (the public name, resolved to the endpoint inside the VPC), by the Route 53 alias
+        ``{api}-{vpce}``, or by the endpoint's own DNS name (with ``call_headers``)."""
+        host = f"{self.api_id}.execute-api.{self.region}.amazonaws.com"
+        if self.private and self.private_base:
+            base = f"{self.private_base.rstrip('/')}/{self.stage}"
+        elif self.private and self.addressing == "alias":
+            base = f"https://{self.api_id}-{self.execute_api_endpoint}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+        elif self.private and self.addressing == "endpoint":
+            base = f"https://{self.execute_api_endpoint}/{self.stage}"
+        else:
+            base = self.endpoint or (
+                f"{self.invoke_base.rstrip('/')}/{self.api_id}/{self.stage}"
+                if self.invoke_base
+                else f"https://{host}/{self.stage}"
+            )
         return base.rstrip("/") + self.health_path
+
+    @property
+    def call_headers(self) -> dict[str, str]:
+        """Headers a private API's call needs to name its API: ``x-apigw-api-id`` on the endpoint's own name;
+        behind an emulated endpoint, the Host the addressing would have sent."""
+        if not self.private:
+            return {}
+        if self.addressing == "endpoint":
+            return {"x-apigw-api-id": self.api_id}
+        if self.private_base:
+            name = self.api_id if self.addressing == "dns" else f"{self.api_id}-{self.execute_api_endpoint}"
+            return {"Host": f"{name}.execute-api.{self.region}.amazonaws.com"}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -197,8 +243,9 @@ def load_config(
     ``read_parameter``) or CONFIG_FILE (a path; relative paths are relative to the package)."""
     default_region = env.get("API_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     env_defaults = {k: env[k] for k in TARGET_KEYS if env.get(k, "").strip() and k != "API_ID"}
-    if env.get(INVOKE_BASE, "").strip():
-        env_defaults[INVOKE_BASE] = env[INVOKE_BASE].strip()
+    for name in (INVOKE_BASE, PRIVATE_BASE):
+        if env.get(name, "").strip():
+            env_defaults[name] = env[name].strip()
     document = _read_document(env, read_parameter)
     targets: list[Target] = []
     discovery = None
@@ -333,6 +380,7 @@ def discovered_target(
     stage: str,
     health_path: str,
     health_role: str = "",
+    networks: str = "",
 ) -> Target:
     """A target from an API's tags, over the configured defaults; raises ConfigError naming the tag. A
     health role given without ``arn:`` is a role of the API's own account: its path and name
@@ -359,6 +407,10 @@ def discovered_target(
             )
         values["ASSUME_ROLE_ARN"] = arn
     values.pop("API_ENDPOINT", None)  # a default endpoint belongs to one API, never to discovered ones
+    if networks.split():
+        ids = networks.split()
+        values["ALLOWED_VPCE"] = ",".join(i for i in ids if i.startswith("vpce-"))
+        values["ALLOWED_VPC"] = ",".join(i for i in ids if not i.startswith("vpce-"))
     return _target(values, "tag ", region, source="tag")
 
 
@@ -467,7 +519,11 @@ def _settings(item: Any, where: str, *, allow_id: bool) -> dict[str, str]:
         )
     values = {}
     for key, value in item.items():
-        if key == "ALLOWED_ROLE_ARN" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if (
+            key in ("ALLOWED_ROLE_ARN", "ALLOWED_VPCE", "ALLOWED_VPC")
+            and isinstance(value, list)
+            and all(isinstance(v, str) for v in value)
+        ):
             value = ",".join(value)
         if not isinstance(value, str):
             raise ConfigError(f"{where}.{key}: expected a string, got {json.dumps(value, default=str)}")
@@ -560,6 +616,27 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
         _url(invoke_base, INVOKE_BASE)
     if endpoint:
         _url(endpoint, prefix + "API_ENDPOINT")
+    private_base = get(PRIVATE_BASE) or None
+    if private_base:
+        _url(private_base, PRIVATE_BASE)
+    vpces = _ids(get("ALLOWED_VPCE"), VPCE_ID, "VPC endpoint", prefix + "ALLOWED_VPCE")
+    vpcs = _ids(get("ALLOWED_VPC"), VPC_ID, "VPC", prefix + "ALLOWED_VPC")
+    addressing = get("PRIVATE_ADDRESSING").lower() or "dns"
+    if addressing not in ADDRESSING:
+        raise ConfigError(f"{prefix}PRIVATE_ADDRESSING: {addressing!r} is not one of {', '.join(ADDRESSING)}")
+    via = get("EXECUTE_API_ENDPOINT") or None
+    if addressing == "alias" and not (via and VPCE_ID.match(via)):
+        raise ConfigError(
+            f"{prefix}EXECUTE_API_ENDPOINT: the alias addressing needs the endpoint's id (vpce-...)"
+        )
+    if addressing == "endpoint" and not (
+        via
+        and re.fullmatch(
+            r"vpce-[0-9a-f]+-[0-9a-z]+\.execute-api\.[a-z0-9-]+\.vpce\.amazonaws\.com(\.cn)?", via
+        )
+    ):
+        raise ConfigError(f"{prefix}EXECUTE_API_ENDPOINT: the endpoint addressing needs the endpoint's DNS name "
+                          "(vpce-...-....execute-api.REGION.vpce.amazonaws.com)")  # fmt: skip
     return Target(
         api_id=api_id,
         stage=stage,
@@ -574,7 +651,20 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
         expected_status=_statuses(get("EXPECTED_STATUS"), prefix + "EXPECTED_STATUS"),
         source=source,
         invoke_base=invoke_base,
+        allowed_vpces=vpces,
+        allowed_vpcs=vpcs,
+        execute_api_endpoint=via,
+        addressing=addressing,
+        private_base=private_base,
     )
+
+
+def _ids(text: str, pattern: re.Pattern[str], what: str, name: str) -> tuple[str, ...]:
+    values = [v.strip() for v in text.replace(" ", ",").split(",") if v.strip()]
+    bad = [v for v in values if not pattern.match(v)]
+    if bad:
+        raise ConfigError(f"{name}: {bad[0]!r} is not a {what} id (expected {pattern.pattern.strip('^$')})")
+    return tuple(sorted(set(values)))
 
 
 def _url(url: str, name: str) -> None:

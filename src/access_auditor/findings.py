@@ -152,6 +152,8 @@ _code("HEALTH_SIGNATURE_REJECTED", S.HIGH, [C.HEALTH], "the signature was refuse
 _code("HEALTH_THROTTLED", S.MEDIUM, [C.HEALTH], "the health call was throttled (429) after retries")
 _code("HEALTH_SERVER_ERROR", S.HIGH, [C.HEALTH], "the API answered 5xx")
 _code("HEALTH_UNEXPECTED_STATUS", S.MEDIUM, [C.HEALTH], "a status outside EXPECTED_STATUS")
+_code("HEALTH_NOT_THROUGH_ENDPOINT", S.HIGH, [C.HEALTH], "403 ForbiddenException: a private API called from outside "
+      "an execute-api VPC endpoint (or a regional API through one)")  # fmt: skip
 _code("HEALTH_TIMEOUT", S.HIGH, [C.HEALTH], "no whole answer within the call's budget")
 _code("HEALTH_DNS_FAILURE", S.HIGH, [C.HEALTH], "the host name does not resolve")
 _code("HEALTH_TLS_FAILURE", S.HIGH, [C.HEALTH], "TLS failed (certificate, handshake)")

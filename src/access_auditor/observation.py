@@ -276,7 +276,7 @@ class Observation:
         target, config = self.target, self.config
         return make_call(self.ports.session, target.health_method, target.health_url, region=target.region,
                          credentials=credentials, timeout=(config.connect_timeout, config.read_timeout),
-                         budget_s=self.live_clock().call_budget(config))  # fmt: skip
+                         budget_s=self.live_clock().call_budget(config), headers=target.call_headers)  # fmt: skip
 
 
 class NoHealthIdentity(AuditorError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 import requests
@@ -27,6 +27,11 @@ from access_auditor.transport import Reply, send
 MAX_BODY_BYTES = 16 * 1024  # API Gateway's error messages fit many times over
 ACCESS_DENIED = "AccessDeniedException"
 MISSING_TOKEN = "MissingAuthenticationTokenException"
+# A private API called from outside any execute-api VPC endpoint, or a regional one through an endpoint.
+FORBIDDEN = "ForbiddenException"
+PRIVATE_HINT = ("; a private API answers only through an execute-api VPC endpoint: run the function in a VPC "
+                "that has one (the template's VpcSubnetIds and VpcSecurityGroupIds) with private DNS, or set "
+                "PRIVATE_ADDRESSING to alias or endpoint with EXECUTE_API_ENDPOINT")  # fmt: skip
 BAD_CREDENTIALS = frozenset({"UnrecognizedClientException", "ExpiredTokenException"})
 BAD_SIGNATURE = frozenset({"InvalidSignatureException", "IncompleteSignatureException"})
 # The errors by which API Gateway refuses a caller before the integration runs: an answer naming one of these
@@ -102,6 +107,7 @@ def make_call(
     credentials: ReadOnlyCredentials | None,
     timeout: tuple[float, float],
     budget_s: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> CallResult:
     """One call, signed when ``credentials`` are given, within ``budget_s`` seconds in all. Only the start of
     the body is read (API Gateway's messages are short). Never raises for network trouble: that is a
@@ -109,11 +115,11 @@ def make_call(
     started = time.monotonic()
     try:
         if credentials:
-            signed = sign_request(method, url, credentials=credentials, region=region)
-            method, url, headers = signed.method, signed.url, signed.headers
+            signed = sign_request(method, url, credentials=credentials, region=region, headers=headers)
+            method, url, sent = signed.method, signed.url, signed.headers
         else:
-            url, headers = normalize_url(url), {}
-        response = send(session, method, url, headers=headers, timeout=timeout, budget_s=budget_s,
+            url, sent = normalize_url(url), dict(headers or {})
+        response = send(session, method, url, headers=sent, timeout=timeout, budget_s=budget_s,
                         max_body=MAX_BODY_BYTES)  # fmt: skip
     except RequestError as exc:
         return CallResult(None, (time.monotonic() - started) * 1000, failure=exc.kind, message=str(exc))
@@ -127,17 +133,25 @@ def make_call(
     )
 
 
-def health_finding(result: CallResult, expected: Container[int], url: str) -> Finding | None:
-    """None when the health call succeeded, else a finding that says why it failed."""
+def health_finding(
+    result: CallResult, expected: Container[int], url: str, private: bool = False
+) -> Finding | None:
+    """None when the health call succeeded, else a finding that says why it failed (for a ``private`` API,
+    with what it takes to reach one)."""
     if result.status in expected and not result.refused:
         return None
     where = f"the signed health call to {url}"
+    hint = PRIVATE_HINT if private else ""
     if result.failure:
         kinds = {"timeout": "HEALTH_TIMEOUT", "dns": "HEALTH_DNS_FAILURE", "tls": "HEALTH_TLS_FAILURE"}
         return finding(
             kinds.get(result.failure, "HEALTH_UNREACHABLE"),
-            f"{where} failed: {result.message}",
+            f"{where} failed: {result.message}{hint}",
         )
+    if result.error_type == FORBIDDEN:
+        return finding("HEALTH_NOT_THROUGH_ENDPOINT", f"{where} was refused 403 {FORBIDDEN}: the API is private and the call "
+                       "did not come through an execute-api VPC endpoint, or it is not private and the call came through "
+                       f"one, or the endpoint's alias names an API not associated with it{PRIVATE_HINT}")  # fmt: skip
     if result.explicit_deny:
         return finding("HEALTH_EXPLICIT_DENY", f"{where} was refused by an explicit Deny: the resource policy no longer exempts the allowed "
                        "role, or the method is no longer AWS_IAM so the call arrives anonymous and the Deny matches "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
 from access_auditor.aws.cloudtrail import DELIVERY_LAG, METHOD_EVENTS, POLICY_EVENTS
@@ -35,6 +35,8 @@ ALLOWED_ROLES_TAG = TAG_PREFIX + "allowed-roles"
 STAGES_TAG = TAG_PREFIX + "stages"
 HEALTH_PATH_TAG = TAG_PREFIX + "health-path"
 HEALTH_ROLE_TAG = TAG_PREFIX + "health-role"
+# A private API: the VPC endpoints (vpce-...) and VPCs (vpc-...) it may be called through, space-separated.
+ALLOWED_NETWORKS_TAG = TAG_PREFIX + "allowed-networks"
 
 
 @dataclass
@@ -89,6 +91,9 @@ def plan_targets(
                 and ALLOWED_ROLES_TAG in api.tags
             ) and (scope.account, scope.region, api.api_id) not in explicit:
                 _discover(config, ports, scope, api, plan)
+    # A private API is called through the VPC endpoint, whatever its settings say: its type is the API's own.
+    plan.targets = [replace(t, endpoint_private=True) if (s := plan.swept.get(t.api_key)) is not None and s.private
+                    else t for t in plan.targets]  # fmt: skip
     if only is not None:
         keep = set(only)
         plan.targets = [t for t in plan.targets if t.api_key in keep]
@@ -156,7 +161,8 @@ def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, pl
         try:
             plan.targets.append(discovered_target(config, api.api_id, scope.region, scope.account,
                                                   api.tags[ALLOWED_ROLES_TAG], stage, api.tags.get(HEALTH_PATH_TAG, ""),
-                                                  api.tags.get(HEALTH_ROLE_TAG, "").strip()))  # fmt: skip
+                                                  api.tags.get(HEALTH_ROLE_TAG, "").strip(),
+                                                  api.tags.get(ALLOWED_NETWORKS_TAG, "")))  # fmt: skip
         except ConfigError as exc:
             plan.problems.append((placeholder(scope, api.api_id, stage), finding("TARGET_INVALID",
                 f"the tags of API {api.api_id} ({api.name}) make no valid target: {exc}")))  # fmt: skip

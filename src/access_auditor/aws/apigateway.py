@@ -32,6 +32,12 @@ class SweptApi:
     name: str
     policy: str | None
     tags: dict[str, str]
+    endpoint_types: tuple[str, ...] = ()  # REGIONAL, EDGE or PRIVATE
+    vpc_endpoint_ids: tuple[str, ...] = ()  # the endpoints a private API is associated with
+
+    @property
+    def private(self) -> bool:
+        return "PRIVATE" in self.endpoint_types
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,11 @@ class ApiGateway:
             page = self._call("GetRestApis", self._client.get_rest_apis, **kwargs)
             for item in page.get("items", []):
                 policy = item.get("policy")
+                endpoints = item.get("endpointConfiguration") or {}
                 apis.append(SweptApi(item["id"], str(item.get("name", "")), str(policy) if policy else None,
-                                     {str(k): str(v) for k, v in (item.get("tags") or {}).items()}))  # fmt: skip
+                                     {str(k): str(v) for k, v in (item.get("tags") or {}).items()},
+                                     tuple(str(t) for t in endpoints.get("types") or ()),
+                                     tuple(str(v) for v in endpoints.get("vpcEndpointIds") or ())))  # fmt: skip
             if not page.get("position"):
                 return apis
             kwargs["position"] = page["position"]

@@ -161,10 +161,20 @@ def install() -> None:
 
     def update_rest_api(self: Any, function_id: str, patch_operations: list[dict[str, Any]]) -> Any:
         api_ref = ApiRef(self.region_name, self.account_id, function_id)
+        endpoint_ops = [
+            op for op in patch_operations if op.get("path") == "/endpointConfiguration/vpcEndpointIds"
+        ]
         for op in patch_operations:
             if op.get("path") == "/policy" and op.get("value"):
                 op["value"] = stored_form(op["value"], api_ref)
-        return original_update(self, function_id, patch_operations)
+        answer = original_update(self, function_id, [op for op in patch_operations if op not in endpoint_ops])
+        # The endpoints a private API is associated with ("Associate or disassociate a VPC endpoint with a
+        # private REST API": add or remove /endpointConfiguration/vpcEndpointIds), which moto leaves out.
+        config = self.apis[function_id].endpoint_configuration
+        for op in endpoint_ops:
+            ids = [i for i in config.get("vpcEndpointIds", []) if i != op["value"]]
+            config["vpcEndpointIds"] = ids + [op["value"]] if op["op"] == "add" else ids
+        return answer
 
     def get_deployment(self: Any) -> str:
         answer = json.loads(original_get_deployment(self))

@@ -153,19 +153,38 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         raw_path, _, query = self.path.partition("?")
         parts = raw_path.split("/", 3)
-        found = self.gateway.find_api(parts[1]) if len(parts) >= 3 else None
-        stage = found[2].stages.get(parts[2]) if found else None
-        snapshot = SNAPSHOTS.get((parts[1], stage.deployment_id)) if stage is not None else None
+        if len(parts) < 3:
+            return self._refuse(
+                None, "message", "Missing Authentication Token", "MissingAuthenticationTokenException"
+            )
         path = "/" + unquote(parts[3]) if len(parts) > 3 else "/"
+        network = {"aws:sourceip": self.client_address[0], "aws:securetransport": "false"}
+        self._answer(parts[1], parts[2], path, query, body, network, None)
+
+    def _answer(self, api_id: str, stage_name: str, path: str, query: str, body: bytes, network: dict[str, str],
+                via: tuple[str, bool] | None) -> None:  # fmt: skip
+        """Serve one request to ``api_id``'s ``stage_name``; ``via``: (the VPC endpoint it came through, whether
+        it named the API by the endpoint's Route 53 alias), or None from the internet."""
+        found = self.gateway.find_api(api_id)
+        if found is not None:
+            config = getattr(found[2], "endpoint_configuration", None) or {}
+            private = "PRIVATE" in (config.get("types") or [])
+            # A private API answers only through an execute-api VPC endpoint, and an endpoint serves only
+            # private APIs; its alias names an API associated with it ("Invoke a private API").
+            if private != (via is not None) or (
+                via and via[1] and via[0] not in (config.get("vpcEndpointIds") or [])
+            ):
+                return self._reply(403, {"message": "Forbidden"}, "ForbiddenException")
+        stage = found[2].stages.get(stage_name) if found else None
+        snapshot = SNAPSHOTS.get((api_id, stage.deployment_id)) if stage is not None else None
         route = _route(snapshot, self.command, path) if snapshot else None
         if found is None or snapshot is None or route is None:
             return self._refuse(found[2] if found else None, "message", "Missing Authentication Token",
                                 "MissingAuthenticationTokenException")  # fmt: skip
         account, region, api = found
         api_ref = ApiRef(region, account, api.id)
-        method_arn = f"{api_ref.arn}/{parts[2]}/{self.command}/{path.lstrip('/')}"
+        method_arn = f"{api_ref.arn}/{stage_name}/{self.command}/{path.lstrip('/')}"
         authorization_type = snapshot.methods[route]
-        network = {"aws:sourceip": self.client_address[0], "aws:securetransport": "false"}
         caller = access.Caller(keys=network)
         display = "anonymous"
         identity_ok = False
@@ -189,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
             suffix = " with an explicit deny" if reason == "explicit-deny" else ""
             message = f"User: {display} is not authorized to perform: execute-api:Invoke on resource: {method_arn}{suffix}"
             return self._refuse(api, "Message", message, "AccessDeniedException")
-        self._reply(200, {"status": "ok", "api": api.id, "stage": parts[2], "method": self.command, "path": path,
+        self._reply(200, {"status": "ok", "api": api.id, "stage": stage_name, "method": self.command, "path": path,
                           "query": unquote(query), "caller": None if display == "anonymous" else display,
                           "bodyBytes": len(body)})  # fmt: skip
 
@@ -218,3 +237,59 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+
+class VpcEndpoint:
+    """A local execute-api interface VPC endpoint ``vpce_id`` in ``vpc_id``: what a function in that VPC
+    calls a private API through. It names the API the three documented ways (private DNS: Host
+    ``{api}.execute-api.{region}.amazonaws.com``; the Route 53 alias ``{api}-{vpce}.execute-api...``; the
+    endpoint's own name with ``x-apigw-api-id``), and every request it carries has ``aws:SourceVpce``,
+    ``aws:SourceVpc`` and ``aws:VpcSourceIp``, and no ``aws:SourceIp``, as AWS documents for requests through
+    a VPC endpoint. URLs are ``http://127.0.0.1:PORT/{stage}/{path}``."""
+
+    def __init__(self, gateway: Gateway, vpce_id: str, vpc_id: str) -> None:
+        self.vpce_id, self.vpc_id = vpce_id, vpc_id
+        handler = type("EndpointHandler", (_EndpointHandler,), {"gateway": gateway, "endpoint": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+_HOSTED = re.compile(r"^([a-z0-9]+)(?:-(vpce-[0-9a-f]+))?\.execute-api\.[a-z0-9-]+\.amazonaws\.com$")
+
+
+class _EndpointHandler(_Handler):
+    endpoint: VpcEndpoint
+
+    def _serve(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw_path, _, query = self.path.partition("?")
+        parts = raw_path.split("/", 2)
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+        named = self.headers.get("x-apigw-api-id")
+        match = _HOSTED.match(host)
+        if named:
+            api_id, alias = named, False
+        elif match and (match[2] is None or match[2] == self.endpoint.vpce_id):
+            api_id, alias = match[1], match[2] is not None
+        else:
+            return self._reply(403, {"message": "Forbidden"}, "ForbiddenException")
+        if len(parts) < 2 or not parts[1]:
+            return self._refuse(
+                None, "message", "Missing Authentication Token", "MissingAuthenticationTokenException"
+            )
+        path = "/" + unquote(parts[2]) if len(parts) > 2 else "/"
+        network = {"aws:sourcevpce": self.endpoint.vpce_id, "aws:sourcevpc": self.endpoint.vpc_id,
+                   "aws:vpcsourceip": self.client_address[0], "aws:securetransport": "false"}  # fmt: skip
+        self._answer(api_id, parts[1], path, query, body, network, (self.endpoint.vpce_id, alias))

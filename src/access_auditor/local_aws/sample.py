@@ -174,3 +174,41 @@ def client_as(aws: LocalAws, role_arn: str, service: str) -> Any:
     return boto3.client(service, endpoint_url=aws.endpoint, region_name=aws.region,  # type: ignore[call-overload]
                         aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
                         aws_session_token=creds["AWS_SESSION_TOKEN"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PrivateApi:
+    """A private REST API locked to the sample's allowed role and one VPC endpoint, and that endpoint."""
+
+    api: ApiRef
+    endpoint: Any  # gateway.VpcEndpoint
+    endpoint_dns: str
+
+    def policy(
+        self, sample: SampleApi, vpces: tuple[str, ...] | None = None, vpcs: tuple[str, ...] = ()
+    ) -> str:
+        chosen = (self.endpoint.vpce_id,) if vpces is None else vpces
+        return json.dumps(
+            render_expected_policy(self.api, [sample.allowed_role_arn], list(chosen), list(vpcs))
+        )
+
+
+def create_private_api(aws: LocalAws, sample: SampleApi) -> PrivateApi:
+    """A PRIVATE API (GET /health, AWS_IAM, a MOCK integration) associated with a new execute-api VPC endpoint,
+    its policy the expected one for the sample's allowed role through that endpoint, deployed to prod."""
+    endpoint, dns = aws.vpc_endpoint()
+    apigw = aws.client("apigateway")
+    made = apigw.create_rest_api(name="ledger-private", endpointConfiguration={"types": ["PRIVATE"]})
+    api_id = made["id"]
+    apigw.update_rest_api(restApiId=api_id, patchOperations=[
+        {"op": "add", "path": "/endpointConfiguration/vpcEndpointIds", "value": endpoint.vpce_id}])  # fmt: skip
+    root = next(r for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    health = apigw.create_resource(restApiId=api_id, parentId=root["id"], pathPart="health")
+    add_method(apigw, api_id, health["id"], "GET")
+    private = PrivateApi(ApiRef(aws.region, aws.account, api_id), endpoint, dns)
+    for name in (sample.allowed_role_arn, sample.outsider_role_arn):
+        grant_invoke(aws.client("iam"), name.rsplit("/", 1)[1], f"arn:aws:execute-api:{aws.region}:{aws.account}:{api_id}/*",
+                     policy_name="invoke-private")  # fmt: skip
+    save_policy(apigw, api_id, private.policy(sample))
+    deploy(apigw, api_id)
+    return private

@@ -13,7 +13,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from access_auditor.local_aws import emulation
-from access_auditor.local_aws.gateway import Gateway
+from access_auditor.local_aws.gateway import Gateway, VpcEndpoint
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -28,6 +28,7 @@ class LocalAws:
         self.gateway = Gateway()
         self.region = REGION
         self.account = ACCOUNT
+        self.endpoints: list[VpcEndpoint] = []
 
     @property
     def endpoint(self) -> str:
@@ -70,6 +71,22 @@ class LocalAws:
     def invoke_url(self, api_id: str, stage: str) -> str:
         return f"{self.gateway.url}/{api_id}/{stage}"
 
+    def vpc_endpoint(self, vpc_id: str | None = None) -> tuple[VpcEndpoint, str]:
+        """An execute-api interface VPC endpoint (in ``vpc_id``, or a new VPC), created in the emulated EC2
+        and served on loopback; returns it and the endpoint's own DNS name, as EC2 answers it."""
+        ec2 = self.client("ec2")
+        vpc = vpc_id or ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        made = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{self.region}.execute-api",
+                                       VpcEndpointType="Interface", PrivateDnsEnabled=True)["VpcEndpoint"]  # fmt: skip
+        endpoint = VpcEndpoint(self.gateway, made["VpcEndpointId"], vpc)
+        self.endpoints.append(endpoint)
+        # The endpoint's own name in the form the developer guide documents for execute-api
+        # (vpce-ID-SUFFIX.execute-api.REGION.vpce.amazonaws.com); moto's DnsEntries spell it otherwise.
+        return (
+            endpoint,
+            f"{made['VpcEndpointId']}-{made['VpcEndpointId'][-8:]}.execute-api.{self.region}.vpce.amazonaws.com",
+        )
+
     def __enter__(self) -> LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
         emulation.install()
@@ -87,5 +104,7 @@ class LocalAws:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        for endpoint in self.endpoints:
+            endpoint.stop()
         self.gateway.stop()
         self._moto.stop()
