@@ -74,7 +74,7 @@ def plan_apply(args: argparse.Namespace, session: Any, identity: dict[str, Any])
             f"--stage {args.stage}: API {args.api_id} has no such stage (it has: {', '.join(stages) or 'none'})"
         )
     roles = resolve_roles(args.role, api.account, session, args.region)
-    new = render_expected_policy(api, roles)
+    new = render_expected_policy(api, roles, args.vpce, args.vpc)
     state = plane.stage_state(args.api_id, args.stage)
     saved_text = plane.get_policy(args.api_id)
     saved_methods = tuple(plane.list_methods(args.api_id, args.stage))

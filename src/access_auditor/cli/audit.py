@@ -31,6 +31,8 @@ _FLAGS = {
     "api_id": "API_ID", "stage": "API_STAGE", "region": "API_REGION", "account": "API_ACCOUNT",
     "role": "ALLOWED_ROLE_ARN", "assume_role": "ASSUME_ROLE_ARN", "outsider_role": "OUTSIDER_ROLE_ARN",
     "health_path": "HEALTH_PATH", "health_method": "HEALTH_METHOD", "endpoint": "API_ENDPOINT",
+    "vpce": "ALLOWED_VPCE", "vpc": "ALLOWED_VPC", "via_endpoint": "EXECUTE_API_ENDPOINT",
+    "addressing": "PRIVATE_ADDRESSING",
 }  # fmt: skip
 
 
@@ -53,6 +55,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--health-path")
     parser.add_argument("--health-method")
     parser.add_argument("--endpoint", help="custom-domain base URL")
+    parser.add_argument("--vpce", action="append", help="a private API: only through this VPC endpoint (repeatable)")
+    parser.add_argument("--vpc", action="append", help="a private API: only from this VPC (repeatable)")
+    parser.add_argument("--via-endpoint", help="a private API: the VPC endpoint to call it through (id or DNS name)")
+    parser.add_argument("--addressing", choices=("dns", "alias", "endpoint"),
+                        help="a private API: private DNS (default), the Route 53 alias, or the endpoint's own name")  # fmt: skip
     parser.add_argument("--no-cloudtrail", action="store_true", help="skip the undeployed-change lookup")
     parser.add_argument("--profile", help="AWS profile")
     parser.add_argument("--format", choices=FORMATS, default="table",

@@ -16,6 +16,13 @@ from access_auditor.policy.expected import ROLE_ARN, render_expected_policy
 ROLE_HELP = "allowed role: an ARN, or a role name looked up in the API's account (repeatable)"
 
 
+def _network_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vpce", action="append", default=[], metavar="VPCE_ID",
+                        help="a private API: also only through this execute-api VPC endpoint (repeatable)")  # fmt: skip
+    parser.add_argument("--vpc", action="append", default=[], metavar="VPC_ID",
+                        help="a private API: also only from this VPC (repeatable; with --vpce, either lets in)")  # fmt: skip
+
+
 def register(commands: Any) -> None:
     policy = commands.add_parser(
         "policy", help="render, check or apply the expected resource policy",
@@ -31,10 +38,12 @@ def register(commands: Any) -> None:
         "render", help="print the expected resource policy", formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  access-auditor policy render --api-arn arn:aws:execute-api:us-east-1:123456789012:abc123 "
                "--role arn:aws:iam::123456789012:role/app\n"
-               "  access-auditor policy render --region us-east-1 --account 123456789012 --api-id abc123 --role app",
+               "  access-auditor policy render --region us-east-1 --account 123456789012 --api-id abc123 --role app\n"
+               "  access-auditor policy render --api-arn ARN --role app --vpce vpce-0123456789abcdef0   (a private API)",
     )  # fmt: skip
     _api_arguments(render)
     render.add_argument("--role", action="append", required=True, help=ROLE_HELP)
+    _network_arguments(render)
     render.add_argument("--profile", help="AWS profile, used only to look up role names")
     render.set_defaults(handler=run_render)
 
@@ -48,6 +57,9 @@ def register(commands: Any) -> None:
     check.add_argument("--policy-file", required=True, help="plain or API Gateway-escaped JSON; - for stdin")
     check.add_argument("--api-arn", required=True, help="arn:aws:execute-api:REGION:ACCOUNT:API_ID")
     check.add_argument("--role", action="append", required=True, help=ROLE_HELP)
+    _network_arguments(check)
+    check.add_argument("--private", action="store_true",
+                       help="the API is private (endpoint type PRIVATE): callers come only through VPC endpoints")  # fmt: skip
     check.add_argument("--profile", help="AWS profile, used only to look up role names")
     check.add_argument("--stage", default="prod", help="stage the representative methods are placed in")
     check.add_argument("--json", action="store_true", help='print {"drift": bool, "findings": [...]}')
@@ -66,6 +78,7 @@ def register(commands: Any) -> None:
         "--stage", required=True, help="stage to deploy (a saved policy does nothing until then)"
     )
     apply.add_argument("--role", action="append", required=True, help=ROLE_HELP)
+    _network_arguments(apply)
     apply.add_argument("--profile", help="AWS profile")
     apply.add_argument("--dry-run", action="store_true",
                        help="show exactly what apply would do, the lockout verdict included, and exit (2: it would refuse)")  # fmt: skip
@@ -132,7 +145,7 @@ def resolve_roles(names: list[str], account: str | None, session: Any, region: s
 def run_render(args: argparse.Namespace) -> int:
     api = _api(args)
     roles = resolve_roles(args.role, api.account, aws_session(args.profile), api.region)
-    print(json.dumps(render_expected_policy(api, roles), indent=2))
+    print(json.dumps(render_expected_policy(api, roles, args.vpce, args.vpc), indent=2))
     return 0
 
 
@@ -147,7 +160,8 @@ def run_check(args: argparse.Namespace) -> int:
         raise ConfigError(f"--policy-file {args.policy_file}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise PolicyParseError(f"--policy-file {args.policy_file}: not UTF-8 text") from exc
-    verdict = check_policy(text, api, roles, representative_methods(args.stage))
+    verdict = check_policy(text, api, roles, representative_methods(args.stage), vpces=args.vpce, vpcs=args.vpc,
+                           private=args.private or bool(args.vpce or args.vpc))  # fmt: skip
     if args.json:
         print(
             json.dumps(

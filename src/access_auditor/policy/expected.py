@@ -18,7 +18,8 @@ def network_ids(values: Sequence[str], pattern: re.Pattern[str], what: str) -> t
     """Endpoint or VPC ids, checked. Raises ConfigError naming the bad one."""
     for value in values:
         if not pattern.match(value):
-            raise ConfigError(f"not a {what} id: {value!r} (expected {pattern.pattern.strip('^$')})")
+            flag = "--vpce" if pattern is VPCE_ID else "--vpc"
+            raise ConfigError(f"{flag} {value}: not a {what} id (expected {pattern.pattern.strip('^$')})")
     return tuple(sorted(set(values)))
 
 
