@@ -112,3 +112,22 @@ def test_an_unsigned_call_through_the_endpoint_is_refused_and_one_to_a_regional_
     regional = requests.get(f"{private.endpoint.url}/prod/health", headers={"x-apigw-api-id": harness.sample.api_id},
                             timeout=5)  # fmt: skip
     assert regional.status_code == 403 and regional.headers["x-amzn-ErrorType"] == "ForbiddenException"
+
+
+def test_an_endpoint_type_change_is_seen_by_the_next_audit(harness: Harness, private: PrivateApi) -> None:
+    apigw = harness.aws.client("apigateway")
+
+    def switch(kind: str, now: str) -> None:
+        apigw.update_rest_api(restApiId=private.api.api_id, patchOperations=[
+            {"op": "replace", "path": f"/endpointConfiguration/types/{now}", "value": kind}])  # fmt: skip
+
+    # GIVEN the private API made REGIONAL (its expected policy still names the endpoint)
+    switch("REGIONAL", "PRIVATE")
+    try:
+        found = findings(invoke_auditor(env(harness, private)))
+    finally:
+        switch("PRIVATE", "REGIONAL")
+    # THEN the call through the endpoint is refused, and the finding says what an endpoint serves
+    assert "HEALTH_NOT_THROUGH_ENDPOINT" in found
+    # AND back to PRIVATE, the next audit is clean again
+    assert "HEALTH_NOT_THROUGH_ENDPOINT" not in findings(invoke_auditor(env(harness, private)))

@@ -400,3 +400,18 @@ def test_config_s_documented_invocations_are_read_and_one_outside_the_scope_is_r
     invoking["configurationItem"] = deleted
     assert read_config_event({**change, "invokingEvent": _json.dumps(invoking)}).gone  # type: ignore[union-attr]
     assert read_config_event({"source": "aws.events"}) is None
+
+
+def test_an_endpoint_change_of_a_private_api_starts_an_audit_of_it() -> None:
+    # GIVEN the recorded UpdateRestApi event, as the endpoint-type change and an endpoint association send it
+    # (the patch operations the developer guide documents; CloudTrail leaves them out of requestParameters,
+    # as the recorded shape shows: the API alone is named)
+    recorded_update = next(e for e in recorded("cloudtrail_apigateway_events")["events"]
+                           if e["event"]["CloudTrailEvent"]["eventName"] == "UpdateRestApi")  # fmt: skip
+    detail = recorded_update["event"]["CloudTrailEvent"]
+    envelope = {"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.apigateway",
+                "account": "123456789012", "time": detail["eventTime"], "region": detail["awsRegion"],
+                "resources": [], "detail": detail}  # fmt: skip
+    # THEN it is a change of that API, which the change path audits whole (the sweep reads the new type)
+    change = api_change(envelope)
+    assert change is not None and change.api_id == "a1b2c3d4e5" and change.event_name == "UpdateRestApi"
