@@ -20,6 +20,7 @@ from access_auditor.checks import CHECKS, Check, Skip
 from access_auditor.config import AuditConfig, Target
 from access_auditor.errors import AwsCallError, CredentialsError
 from access_auditor.findings import Category, Finding, finding, flagged
+from access_auditor.http_apis import HTTP_CHECKS
 from access_auditor.observation import AlreadyReported, Clock, Memory, Observation, Ports, Scope
 from access_auditor.outputs.suppression import Suppression
 from access_auditor.probes import CallResult
@@ -180,7 +181,7 @@ def run_audit(
     problems = [TargetResult(target, [problem]) for target, problem in plan.problems]
 
     def done(final: Sequence[TargetResult]) -> AuditRun:
-        return AuditRun(final, plan.scopes, plan.swept, only)
+        return AuditRun(final, plan.scopes, set(plan.swept) | plan.http_apis, only)
 
     if not results:
         return done(problems)
@@ -197,7 +198,8 @@ def run_audit(
         observation = Observation(result.target, config, ports, Clock(run_deadline), swept, share_s=share,
                                   quota_deadline=run_deadline - min(MIN_TARGET_SECONDS, budget_s / 4),
                                   methods_changed=result.target.api_key in plan.methods_changed)  # fmt: skip
-        audit_target(result, observation, stop=stop)
+        checks = HTTP_CHECKS if result.target.kind == "http" else CHECKS
+        audit_target(result, observation, checks, stop=stop)
 
     executor = ThreadPoolExecutor(max_workers=workers)
     futures = [executor.submit(audit, result) for result in results]

@@ -26,9 +26,11 @@ CHANGE_EVENTS = (
     "CreateResource", "UpdateResource", "DeleteResource", "PutMethod", "UpdateMethod", "DeleteMethod",
     "CreateBasePathMapping", "UpdateBasePathMapping", "DeleteBasePathMapping",
     "TagResource", "UntagResource",
+    # HTTP APIs (v2): the API and its routes (their authorization); stages and deployments share the names above
+    "CreateApi", "ImportApi", "ReimportApi", "UpdateApi", "DeleteApi", "CreateRoute", "UpdateRoute", "DeleteRoute",
 )  # fmt: skip
 MAX_DEPTH = 8  # request parameters nest a level or two (createDeploymentInput, ...); deeper is not searched
-_RESTAPI_ARN = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+::/restapis/([a-z0-9]+)(/|$)")
+_RESTAPI_ARN = re.compile(r"^arn:aws[a-z-]*:apigateway:[a-z0-9-]+::/(?:restapis|apis)/([a-z0-9]+)(/|$)")
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,9 @@ def _nesting(text: str) -> int:
 
 
 def api_change(raw: dict[str, Any]) -> ApiChange | None:
-    """The REST API change an EventBridge event reports, or None (another kind of event, a failed call, an
-    HTTP or WebSocket API, a call that names no API)."""
+    """The REST or HTTP API change an EventBridge event reports, or None (another kind of event, a failed
+    call, a call that names no API). A WebSocket API's change names an API no tag or entry audits: its audit
+    finds no target."""
     from aws_lambda_powertools.utilities.data_classes import (
         EventBridgeEvent,  # here: the audit path never needs it
     )
@@ -149,12 +152,13 @@ def actor(detail: dict[str, Any]) -> str:
 
 
 def _rest_api_id(values: Any, creation: bool = False, depth: int = 0) -> str | None:
-    """``restApiId`` anywhere in the parameters (mappings nest it), a REST API ARN (tags), or a creation's
-    ``id``; an HTTP or WebSocket API's ``apiId`` is not a REST API."""
+    """``restApiId`` (a REST API) or ``apiId`` (an HTTP API, v2) anywhere in the parameters (mappings nest
+    it), an API's ARN (tags), or a creation's ``id``."""
     if not isinstance(values, dict):
         return None
-    if isinstance(values.get("restApiId"), str):
-        return str(values["restApiId"])
+    for key in ("restApiId", "apiId"):
+        if isinstance(values.get(key), str):
+            return str(values[key])
     arn = values.get("resourceArn")
     if isinstance(arn, str) and (match := _RESTAPI_ARN.match(arn)):
         return match[1]

@@ -234,6 +234,13 @@ def attribution(obs: Observation) -> list[Finding]:
 
 
 def health(obs: Observation) -> list[Finding]:
+    """The allowed role's signed health call (HealthCheckFailed), and what its answer says of customised
+    gateway responses."""
+    found = health_call(obs)
+    return found + customised_responses(obs, result) if (result := obs.health_result) else found
+
+
+def health_call(obs: Observation) -> list[Finding]:
     """The allowed role's signed health call (HealthCheckFailed)."""
     try:
         result = obs.health()
@@ -246,8 +253,11 @@ def health(obs: Observation) -> list[Finding]:
             f"role to the API's allowed roles, in the tag: {tag_command(target.api, ALLOWED_ROLES_TAG, roles)}; and "
             f"in the policy: {apply_command(target.api, roles, target.stage)}; or tag the API "
             "access-auditor:health-role with an allowed role that the member audit role may assume"),)) from exc  # fmt: skip
-    failure = health_finding(result, obs.target.expected_status, obs.target.health_url, obs.target.private)
-    return ([failure] if failure else []) + customised_responses(obs, result)
+    target = obs.target
+    failure = health_finding(
+        result, target.expected_status, target.health_url, target.private, target.kind == "http"
+    )
+    return [failure] if failure else []
 
 
 def customised_responses(obs: Observation, *results: CallResult) -> list[Finding]:

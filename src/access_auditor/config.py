@@ -26,7 +26,7 @@ from access_auditor.policy.expected import ROLE_ARN, VPC_ID, VPCE_ID
 from access_auditor.signing import is_loopback
 
 _API_ID = re.compile(r"^[a-z0-9]{1,32}$")
-_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_STAGE = re.compile(r"^([A-Za-z0-9_-]{1,128}|\$default)$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _METHODS = {"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}
 # Every setting of a target, with what it means: the environment's single API, each entry of a configuration
@@ -43,6 +43,7 @@ TARGET_SETTINGS = {
     "HEALTH_METHOD": "method of the health call (default GET)",
     "API_ENDPOINT": "base URL of a custom domain (https; http only for loopback)",
     "EXPECTED_STATUS": "statuses that count as healthy (default 200-299)",
+    "API_KIND": "rest (a REST API, the default) or http (an HTTP API: no resource policy; its routes' authorization is audited)",
     "ALLOWED_VPCE": "a private API: the VPC endpoint ids it may be called through (a list, or comma-separated)",
     "ALLOWED_VPC": "a private API: the VPC ids it may be called from (a list, or comma-separated)",
     "EXECUTE_API_ENDPOINT": "a private API: the execute-api VPC endpoint the function calls through, its id "
@@ -97,6 +98,7 @@ class Target:
     # AWS_ENDPOINT_URL_EXECUTE_API_VPCE: an emulated VPC endpoint serving /{stage}/... by Host or x-apigw-api-id
     private_base: str | None = None
     endpoint_private: bool = False  # the sweep found the API's endpoint type PRIVATE
+    kind: str = "rest"  # rest, or http (an HTTP API, API Gateway v2)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -625,6 +627,9 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
     if addressing not in ADDRESSING:
         raise ConfigError(f"{prefix}PRIVATE_ADDRESSING: {addressing!r} is not one of {', '.join(ADDRESSING)}")
     via = get("EXECUTE_API_ENDPOINT") or None
+    kind = get("API_KIND").lower() or "rest"
+    if kind not in ("rest", "http"):
+        raise ConfigError(f"{prefix}API_KIND: {kind!r} is not rest or http")
     if addressing == "alias" and not (via and VPCE_ID.match(via)):
         raise ConfigError(
             f"{prefix}EXECUTE_API_ENDPOINT: the alias addressing needs the endpoint's id (vpce-...)"
@@ -656,6 +661,7 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
         execute_api_endpoint=via,
         addressing=addressing,
         private_base=private_base,
+        kind=kind,
     )
 
 

@@ -98,6 +98,8 @@ _code("VERDICT_CONTRADICTED", S.CRITICAL, [C.DRIFT], "a live probe and the verdi
       "is live is not what was judged (critical when the probe got in)", "critical / medium")  # fmt: skip
 _code("PRIVATE_API_ANY_ENDPOINT", S.HIGH, [C.DRIFT], "a private API whose policy names no VPC endpoint or VPC: "
       "every VPC endpoint, in any account, reaches it (set ALLOWED_VPCE or ALLOWED_VPC)")  # fmt: skip
+_code("ROUTE_NOT_IAM", S.HIGH, [C.DRIFT], "an HTTP API's route whose authorizationType is not AWS_IAM: with no "
+      "resource policy, it answers whoever that authorization lets in")  # fmt: skip
 _code("METHOD_NOT_IAM", S.HIGH, [C.DRIFT], "a deployed method's authorizationType is not AWS_IAM")
 _code(
     "STAGE_NOT_DEPLOYED",

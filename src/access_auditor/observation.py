@@ -15,6 +15,7 @@ import requests
 
 from access_auditor.aws.accessanalyzer import AnalyzerPort
 from access_auditor.aws.apigateway import ControlPlane, StageState, SweptApi
+from access_auditor.aws.apigatewayv2 import HttpApiPlane
 from access_auditor.aws.cloudtrail import DELIVERY_LAG, EVENT_HISTORY, POLICY_EVENTS, Change, ChangeHistory
 from access_auditor.aws.credentials import CredentialSource
 from access_auditor.aws.pacing import QuotaWait
@@ -82,6 +83,7 @@ class Ports:
     history: Callable[[Scope], ChangeHistory] | None = None
     analyzer: Callable[[Scope], AnalyzerPort] | None = None
     memory: Memory = field(default_factory=Memory)
+    http_apis: Callable[[Scope], HttpApiPlane] | None = None  # HTTP APIs (v2): their routes and stages
 
 
 @dataclass(frozen=True)

@@ -134,14 +134,18 @@ def make_call(
 
 
 def health_finding(
-    result: CallResult, expected: Container[int], url: str, private: bool = False
+    result: CallResult, expected: Container[int], url: str, private: bool = False, http: bool = False
 ) -> Finding | None:
     """None when the health call succeeded, else a finding that says why it failed (for a ``private`` API,
-    with what it takes to reach one)."""
+    with what it takes to reach one; for an ``http`` API, which has no resource policy, what refuses it)."""
     if result.status in expected and not result.refused:
         return None
     where = f"the signed health call to {url}"
     hint = PRIVATE_HINT if private else ""
+    if http and result.status in (401, 403):
+        return finding("HEALTH_NOT_AUTHORIZED", f"{where} was refused ({result.status}: {result.message or 'no message'}): "
+                       "an HTTP API has no resource policy, so the allowed role's own IAM policy no longer grants "
+                       "execute-api:Invoke on this route, or the route's authorization type or authorizer changed")  # fmt: skip
     if result.failure:
         kinds = {"timeout": "HEALTH_TIMEOUT", "dns": "HEALTH_DNS_FAILURE", "tls": "HEALTH_TLS_FAILURE"}
         return finding(

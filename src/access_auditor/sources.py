@@ -48,6 +48,7 @@ class Plan:
     swept: dict[tuple[str, str, str], SweptApi] = field(default_factory=dict)
     methods_changed: set[tuple[str, str, str]] = field(default_factory=set)  # (account, region, api)
     scopes: set[tuple[str, str]] = field(default_factory=set)  # (account, region) swept whole
+    http_apis: set[tuple[str, str, str]] = field(default_factory=set)  # every HTTP API the sweeps listed
     problems: list[tuple[Target, Finding]] = field(default_factory=list)
 
 
@@ -82,7 +83,10 @@ def plan_targets(
                 plan.problems.append((placeholder(scope), finding("DISCOVERY_FAILED",
                     f"GetRestApis in {scope.region} failed, so tagged APIs there are not audited this run: {exc}{hint}")))  # fmt: skip
             continue
-        plan.scopes.add((scope.account, scope.region))
+        if _sweep_http(
+            config, ports, scope, plan, explicit, discovered
+        ):  # a scope is whole only if both listed
+            plan.scopes.add((scope.account, scope.region))
         for api in apis:
             plan.swept[(scope.account, scope.region, api.api_id)] = api
             if (
@@ -99,6 +103,42 @@ def plan_targets(
         plan.targets = [t for t in plan.targets if t.api_key in keep]
         plan.problems = [(t, f) for t, f in plan.problems if t.api_key in keep]
     return plan
+
+
+def _sweep_http(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan, explicit: set[tuple[str, str, str]],
+                discovered: tuple[str, ...]) -> bool:  # fmt: skip
+    """The region's HTTP APIs (GetApis, tags included): each tagged one is a target of kind http, one per
+    stage (or API_STAGE from the defaults). False when they could not be listed (a finding says so)."""
+    if ports.http_apis is None or scope.region not in discovered or scope.account != config.account:
+        return True
+    plane = ports.http_apis(scope)
+    try:
+        apis = plane.sweep()
+    except AuditorError as exc:
+        plan.problems.append((placeholder(scope), finding("DISCOVERY_FAILED",
+            f"GetApis (HTTP APIs) in {scope.region} failed, so tagged HTTP APIs there are not audited this run: {exc}")))  # fmt: skip
+        return False
+    for api in apis:
+        key = (scope.account, scope.region, api.api_id)
+        plan.http_apis.add(key)
+        if ALLOWED_ROLES_TAG not in api.tags or key in explicit:
+            continue
+        if config.discovery and config.discovery.apis is not None and api.api_id not in config.discovery.apis:
+            continue
+        try:
+            stages = (
+                [config.defaults["API_STAGE"]]
+                if config.defaults.get("API_STAGE")
+                else plane.stages(api.api_id)
+            )
+            for stage in stages:
+                target = discovered_target(config, api.api_id, scope.region, scope.account, api.tags[ALLOWED_ROLES_TAG],
+                                           stage, api.tags.get(HEALTH_PATH_TAG, ""), api.tags.get(HEALTH_ROLE_TAG, "").strip())  # fmt: skip
+                plan.targets.append(replace(target, kind="http"))
+        except (ConfigError, AuditorError) as exc:
+            plan.problems.append((placeholder(scope, api.api_id), finding("TARGET_INVALID",
+                f"the HTTP API {api.api_id} ({api.name}) makes no valid target: {exc}")))  # fmt: skip
+    return True
 
 
 def _writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) -> None:

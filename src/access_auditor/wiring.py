@@ -11,6 +11,7 @@ from botocore.session import Session
 from access_auditor import shared_memory
 from access_auditor.aws.accessanalyzer import AccessAnalyzer
 from access_auditor.aws.apigateway import ApiGateway
+from access_auditor.aws.apigatewayv2 import HttpApis
 from access_auditor.aws.clients import make_client
 from access_auditor.aws.cloudtrail import CloudTrail
 from access_auditor.aws.credentials import StsCredentials
@@ -58,6 +59,11 @@ def build_ports(
             lambda scope: AccessAnalyzer(make_client("accessanalyzer", scope.region, session))
         ),
         memory=shared_memory.memory(store) if store else Memory(),
+        http_apis=once_per_key(
+            lambda scope: HttpApis(
+                make_client("apigatewayv2", scope.region, session), pace("apigateway", scope)
+            )
+        ),
     )
 
 

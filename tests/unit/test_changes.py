@@ -75,9 +75,11 @@ CASES = {
     "a failed call changed nothing": (event("UpdateRestApi", POLICY, role_session("console"), error="AccessDeniedException"), False, None),
     "the auditor's own role": (event("UpdateRestApi", POLICY, role_session(OWN_ROLE)), False, None),
     "a read": (event("GetRestApi", {"restApiId": "a1b2c3d4e5"}, USER, read_only=True), False, None),
-    "an HTTP API's own event name": (event("UpdateApi", {"apiId": "h1t2t3p4a5"}, USER), False, None),
-    # v2 APIs share some event names and the event source: the rule lets it through, the handler ignores it
-    "an HTTP API's deployment": (event("CreateDeployment", {"apiId": "h1t2t3p4a5", "stageName": "$default"}, USER), True, None),
+    # HTTP APIs (v2) name their API apiId: a route's authorization, the API, a deployment start its audit
+    "an HTTP API's route": (event("UpdateRoute", {"apiId": "h1t2t3p4a5", "routeId": "r1"}, USER), True, "h1t2t3p4a5"),
+    "an HTTP API's own event name": (event("UpdateApi", {"apiId": "h1t2t3p4a5"}, USER), True, "h1t2t3p4a5"),
+    "an HTTP API's deployment": (event("CreateDeployment", {"apiId": "h1t2t3p4a5", "stageName": "$default"}, USER), True, "h1t2t3p4a5"),
+    "an HTTP API's tags": (event("TagResource", {"resourceArn": "arn:aws:apigateway:us-east-1::/apis/h1t2t3p4a5"}, USER), True, "h1t2t3p4a5"),
 }  # fmt: skip
 
 

@@ -55,9 +55,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--health-path")
     parser.add_argument("--health-method")
     parser.add_argument("--endpoint", help="custom-domain base URL")
-    parser.add_argument("--vpce", action="append", help="a private API: only through this VPC endpoint (repeatable)")
+    parser.add_argument(
+        "--vpce", action="append", help="a private API: only through this VPC endpoint (repeatable)"
+    )
     parser.add_argument("--vpc", action="append", help="a private API: only from this VPC (repeatable)")
-    parser.add_argument("--via-endpoint", help="a private API: the VPC endpoint to call it through (id or DNS name)")
+    parser.add_argument(
+        "--via-endpoint", help="a private API: the VPC endpoint to call it through (id or DNS name)"
+    )
     parser.add_argument("--addressing", choices=("dns", "alias", "endpoint"),
                         help="a private API: private DNS (default), the Route 53 alias, or the endpoint's own name")  # fmt: skip
     parser.add_argument("--no-cloudtrail", action="store_true", help="skip the undeployed-change lookup")

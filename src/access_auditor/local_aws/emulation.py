@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -245,6 +246,24 @@ def install() -> None:
         _record_api_call(self, action, status, answer[2] if len(answer) > 2 else "")
         return answer
 
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    original_v2_call = ApiGatewayV2Response.call_action
+
+    def call_v2_action(self: Any) -> Any:
+        # HTTP APIs' calls in CloudTrail: the same event source, the API named apiId (and a route routeId).
+        action = self._get_action()
+        answer = original_v2_call(self)
+        status = int(answer[0]) if isinstance(answer[0], int | str) and str(answer[0]).isdigit() else 200
+        found = re.search(r"/v2/apis/([a-z0-9]+)(?:/routes/([a-z0-9]+))?", self.path or "")
+        params = {"apiId": found[1], **({"routeId": found[2]} if found[2] else {})} if found else {}
+        _record(self.current_account, self.region, action, read_only=action.startswith("Get"),
+                detail={"eventName": action, "requestParameters": params, "responseElements": None,
+                        "userIdentity": _identity(self.headers.get("Authorization", ""), self.current_account),
+                        **({"errorCode": f"HTTP {status}"} if status >= 400 else {})})  # fmt: skip
+        return answer
+
+    ApiGatewayV2Response.call_action = call_v2_action  # type: ignore[method-assign]
     apigw.APIGatewayBackend.create_deployment = create_deployment  # type: ignore[method-assign]
     apigw.APIGatewayBackend.update_rest_api = update_rest_api  # type: ignore[method-assign]
     APIGatewayResponse.get_deployment = get_deployment  # type: ignore[method-assign]

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from moto.apigateway.models import apigateway_backends
+from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.iam.models import iam_backends
 
 from access_auditor.local_aws import access, sigv4
@@ -68,6 +69,14 @@ class Gateway:
         for account, by_region in list(apigateway_backends.items()):
             for region, backend in list(by_region.items()):
                 if api_id in backend.apis:
+                    return account, region, backend.apis[api_id]
+        return None
+
+    def find_http_api(self, api_id: str) -> tuple[str, str, Any] | None:
+        """(account, region, HTTP API) from moto's apigatewayv2."""
+        for account, by_region in list(apigatewayv2_backends.items()):
+            for region, backend in list(by_region.items()):
+                if api_id in backend.apis and backend.apis[api_id].protocol_type == "HTTP":
                     return account, region, backend.apis[api_id]
         return None
 
@@ -129,10 +138,30 @@ def _route(snapshot: Snapshot, verb: str, path: str) -> tuple[str, str] | None:
     for (template, method_verb), _ in snapshot.methods.items():
         if method_verb not in (verb, "ANY"):
             continue
-        pattern = re.sub(r"\\\{[^/]+\\\+\\\}", ".+", re.sub(r"\\\{[^/+]+\\\}", "[^/]+", re.escape(template)))
-        if re.fullmatch(pattern, path):
+        if re.fullmatch(_path_pattern(template), path):
             return template, method_verb
     return None
+
+
+def _path_pattern(template: str) -> str:
+    """A resource path template as a regular expression: ``{name}`` one segment, ``{proxy+}`` the rest."""
+    return re.sub(r"\\\{[^/]+\\\+\\\}", ".+", re.sub(r"\\\{[^/+]+\\\}", "[^/]+", re.escape(template)))
+
+
+def _http_route(api: Any, verb: str, path: str) -> Any:
+    """The HTTP API route serving ``verb path``: "VERB /path" or "ANY /path" (``{name}`` and ``{proxy+}``
+    match), else ``$default``."""
+    fallback = None
+    for route in list(api.routes.values()):
+        if route.route_key == "$default":
+            fallback = route
+            continue
+        route_verb, _, template = route.route_key.partition(" ")
+        if route_verb not in (verb, "ANY"):
+            continue
+        if re.fullmatch(_path_pattern(template), path):
+            return route
+    return fallback
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -159,7 +188,46 @@ class _Handler(BaseHTTPRequestHandler):
             )
         path = "/" + unquote(parts[3]) if len(parts) > 3 else "/"
         network = {"aws:sourceip": self.client_address[0], "aws:securetransport": "false"}
+        http_api = self.gateway.find_http_api(parts[1])
+        if http_api is not None:
+            return self._answer_http(http_api, parts[2], path, body, network)
         self._answer(parts[1], parts[2], path, query, body, network, None)
+
+    def _answer_http(self, found: tuple[str, str, Any], stage_name: str, path: str, body: bytes,
+                     network: dict[str, str]) -> None:  # fmt: skip
+        """An HTTP API (v2): no resource policy; the matched route's authorization type decides. AWS_IAM wants
+        a valid signature and an identity policy granting execute-api:Invoke on the route; NONE lets anyone
+        in; a JWT or Lambda authorizer (not emulated) refuses an unsigned call with 401. Every stage serves
+        the routes as they are now (an auto-deployed stage)."""
+        account, region, api = found
+        if stage_name not in api.stages:
+            return self._reply(404, {"message": "Not Found"})
+        route = _http_route(api, self.command, path)
+        if route is None:
+            return self._reply(404, {"message": "Not Found"})
+        kind = route.authorization_type or "NONE"
+        method_arn = f"arn:aws:execute-api:{region}:{account}:{api.api_id}/{stage_name}/{self.command}/{path.lstrip('/')}"
+        display = None
+        if kind == "AWS_IAM":
+            if "authorization" not in {k.lower() for k in self.headers}:
+                return self._reply(403, {"message": "Forbidden"})
+            try:
+                key = sigv4.verify(self.command, self.path, list(self.headers.items()), body,
+                                   lookup=self.gateway.lookup_secret, region=region, service="execute-api",
+                                   now=dt.datetime.now(dt.UTC))  # fmt: skip
+            except sigv4.SignatureRejected as exc:
+                return self._reply(403, {"message": exc.message})
+            who = self.gateway.principal(key)
+            caller = access.Caller(who.principal_arn, who.account,
+                                   who.display_arn if ":assumed-role/" in who.display_arn else None, network)  # fmt: skip
+            identity = [access.read_stored_policy(doc) for doc in who.policies]
+            if not access.identity_grants(identity, caller, method_arn):
+                return self._reply(403, {"message": "Forbidden"})
+            display = who.display_arn
+        elif kind != "NONE":
+            return self._reply(401, {"message": "Unauthorized"})
+        self._reply(200, {"status": "ok", "api": api.api_id, "stage": stage_name, "method": self.command,
+                          "path": path, "caller": display, "bodyBytes": len(body)})  # fmt: skip
 
     def _answer(self, api_id: str, stage_name: str, path: str, query: str, body: bytes, network: dict[str, str],
                 via: tuple[str, bool] | None) -> None:  # fmt: skip
