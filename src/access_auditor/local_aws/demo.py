@@ -46,8 +46,8 @@ from access_auditor.local_aws.server import LocalAws
 from access_auditor.policy.document import ApiRef
 
 # After SCENARIOS: the change path (_react), the organization (demo_org.py), doctor (demo_doctor.py), the
-# watcher (demo_watch.py).
-EXTRA = 4
+# watcher (demo_watch.py), a private API and an HTTP API (demo_apis.py).
+EXTRA = 6
 RUNS_PER_SCENARIO = 2  # two scheduled runs: enough for the alarms that need 2 of 3 datapoints
 FLEET_REGIONS = ("us-east-1", "eu-west-1")
 
@@ -252,6 +252,16 @@ def run_demo(out: TextIO = sys.stdout, limit: int | None = None) -> int:
             from access_auditor.local_aws.demo_watch import run_watch_scenario
 
             failures += run_watch_scenario(out, paint, aws, len(SCENARIOS) + 4, total)
+        if limit is None or limit > len(SCENARIOS) + 4:
+            from access_auditor.local_aws.demo_apis import run_http_scenario, run_private_scenario
+
+            world.restore()
+
+            def env(**overrides: str) -> dict[str, str]:
+                return {**world.function_env(), **overrides}
+
+            failures += run_private_scenario(out, paint, aws, world.sample, env, len(SCENARIOS) + 5, total)
+            failures += run_http_scenario(out, paint, aws, world.sample, env, len(SCENARIOS) + 6, total)
     verdict = (
         paint("all scenarios detected as expected", "green")
         if not failures
