@@ -409,3 +409,23 @@ def test_the_configuration_document_has_a_key_of_its_own_that_only_reading_it_ma
             assert (
                 resolve(function["Properties"]["Environment"]["Variables"]["CONFIG_KEY"]) == "ConfigKey.Arn"
             )
+
+
+def test_the_function_runs_in_a_vpc_only_when_subnets_are_given() -> None:
+    from access_auditor.local_aws.alarms import resolver
+
+    template = load_template(TEMPLATE)
+    function = template["Resources"]["AuditorFunction"]["Properties"]
+    policy = template["Resources"]["AuditorReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    def sids(overrides: dict[str, str]) -> set[str]:
+        return {s["Sid"] for s in resolver(template, overrides)(policy) if s}
+
+    # GIVEN no subnets: no VPC configuration, and no EC2 permission at all
+    assert resolver(template, {})(function["VpcConfig"]) == ""
+    assert "RunInTheVpc" not in sids({})
+    # GIVEN subnets and security groups: the function is placed there, with the network-interface actions
+    inside = {"VpcSubnetIds": "subnet-0aaa,subnet-0bbb", "VpcSecurityGroupIds": "sg-0ccc"}
+    assert resolver(template, inside)(function["VpcConfig"]) == {"SubnetIds": "subnet-0aaa,subnet-0bbb",
+                                                                  "SecurityGroupIds": "sg-0ccc"}  # fmt: skip
+    assert "RunInTheVpc" in sids(inside)

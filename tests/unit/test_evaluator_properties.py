@@ -94,11 +94,12 @@ def brute_force(policy: Policy | None, method: Method, variants: list[RequestCon
 
 
 @settings(max_examples=200, deadline=None)
-@given(policies)
-def test_the_access_matrix_agrees_with_one_decision_per_request(doc: dict[str, Any]) -> None:
-    # GIVEN any policy  WHEN the matrix is computed on masks
+@given(policies, st.booleans())
+def test_the_access_matrix_agrees_with_one_decision_per_request(doc: dict[str, Any], private: bool) -> None:
+    # GIVEN any policy, on a regional or a private API (callers only through VPC endpoints)
+    # WHEN the matrix is computed on masks
     policy = load_policy(doc, API)
-    callers_ = caller_classes(API, [ROLES[0]], [policy])
+    callers_ = caller_classes(API, [ROLES[0]], [policy], private)
     matrix = access_matrix(policy, API, method_groups(METHODS, API, [policy]), callers_)
     # THEN every cell is what deciding each (identity, network) request on its own gives
     for caller in callers_.classes:
@@ -112,6 +113,9 @@ def test_the_access_matrix_agrees_with_one_decision_per_request(doc: dict[str, A
                 caller.name,
                 method,
             )
+    # AND a private API's every origin is an endpoint in a VPC, with no aws:SourceIp
+    if private:
+        assert all(n.source_vpce and n.source_vpc and n.source_ip is None for n in callers_.networks)
 
 
 @settings(max_examples=500, deadline=None)
