@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from access_auditor.errors import ConfigError
 from access_auditor.outputs.suppression import Suppression, parse_suppressions
 from access_auditor.policy.document import ApiRef
-from access_auditor.policy.expected import ROLE_ARN, VPC_ID, VPCE_ID
+from access_auditor.policy.expected import ROLE_ARN, VPC_ID, VPCE_ID, network_ids
 from access_auditor.signing import is_loopback
 
 _API_ID = re.compile(r"^[a-z0-9]{1,32}$")
@@ -666,11 +666,7 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
 
 
 def _ids(text: str, pattern: re.Pattern[str], what: str, name: str) -> tuple[str, ...]:
-    values = [v.strip() for v in text.replace(" ", ",").split(",") if v.strip()]
-    bad = [v for v in values if not pattern.match(v)]
-    if bad:
-        raise ConfigError(f"{name}: {bad[0]!r} is not a {what} id (expected {pattern.pattern.strip('^$')})")
-    return tuple(sorted(set(values)))
+    return network_ids([v.strip() for v in text.replace(" ", ",").split(",") if v.strip()], pattern, what, name + ":")
 
 
 def _url(url: str, name: str) -> None:

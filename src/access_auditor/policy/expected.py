@@ -14,12 +14,15 @@ VPCE_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 
 
-def network_ids(values: Sequence[str], pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
-    """Endpoint or VPC ids, checked. Raises ConfigError naming the bad one."""
+def network_ids(
+    values: Sequence[str], pattern: re.Pattern[str], what: str, name: str | None = None
+) -> tuple[str, ...]:
+    """Endpoint or VPC ids, checked, sorted, once each. Raises ConfigError naming the bad one and where it was
+    given (``name``: a setting; by default the CLI's flag)."""
     for value in values:
         if not pattern.match(value):
-            flag = "--vpce" if pattern is VPCE_ID else "--vpc"
-            raise ConfigError(f"{flag} {value}: not a {what} id (expected {pattern.pattern.strip('^$')})")
+            where = name or ("--vpce" if pattern is VPCE_ID else "--vpc")
+            raise ConfigError(f"{where} {value}: not a {what} id (expected {pattern.pattern.strip('^$')})")
     return tuple(sorted(set(values)))
 
 
