@@ -666,7 +666,9 @@ def _target(values: Mapping[str, Any], prefix: str, default_region: str, source:
 
 
 def _ids(text: str, pattern: re.Pattern[str], what: str, name: str) -> tuple[str, ...]:
-    return network_ids([v.strip() for v in text.replace(" ", ",").split(",") if v.strip()], pattern, what, name + ":")
+    return network_ids(
+        [v.strip() for v in text.replace(" ", ",").split(",") if v.strip()], pattern, what, name + ":"
+    )
 
 
 def _url(url: str, name: str) -> None:

@@ -216,10 +216,11 @@ def test_a_cold_environment_reads_what_another_environment_already_read(org: Loc
     with worker_function(org) as second:
         run = second(shard_event(shard))
     calls = Counter(e["EventName"] for e in emulation.EVENTS[since:] if e["account"] == account)
-    # THEN it reads no deployment, export or saved methods again: one GetStages per API and the sweep
+    # THEN it reads no deployment, export or saved methods again: one GetStages per API and the sweeps (REST
+    # APIs, and HTTP APIs)
     (report,) = run.result["shards"]
     assert (report["outcome"], report["targets"]) == ("audited", 2)
-    assert calls == Counter({"GetRestApis": 1, "GetStages": 2})
+    assert calls == Counter({"GetRestApis": 1, "GetApis": 1, "GetStages": 2})
 
 
 def test_a_forged_shared_cache_entry_cannot_make_a_weakened_api_read_as_clean(org: LocalOrganization) -> None:

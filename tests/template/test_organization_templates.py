@@ -169,7 +169,8 @@ def test_the_built_worker_audits_a_shard_under_the_runtime_interpreter(
     for function in ("PlannerFunction", "WorkerFunction"):
         assert (built_hub / function / "access_auditor" / "hub.py").exists()
         assert not (built_hub / function / "access_auditor" / "local_aws").exists()
-        for service in ("organizations", "sqs", "sts", "apigateway", "kms", "dynamodb"):
+        for service in ("organizations", "sqs", "sts", "apigateway", "apigatewayv2", "kms", "dynamodb", "securityhub",
+                        "config"):  # fmt: skip
             assert (built_hub / function / "botocore" / "data" / service).is_dir(), (function, service)
     with LocalAws() as aws:
         org = create_organization(aws, members=1, regions=("us-east-1",), per_region=2)
