@@ -101,30 +101,46 @@ def finding_outputs(
     from access_auditor.aws.securityhub import import_findings
     from access_auditor.outputs.sinks import ConfigSink, OcsfSink, PageSink, SecurityHubSink
 
-    store = (AuthenticatedStore(DynamoTable(make_client("dynamodb", region), config.findings_table),
-                                KmsMac(make_client("kms", region), config.findings_mac_key))
+    store = (AuthenticatedStore(DynamoTable(_own_client(("dynamodb", region)), config.findings_table),
+                                KmsMac(_own_client(("kms", region)), config.findings_mac_key))
              if config.findings_table else None)  # fmt: skip
     sinks: list[Sink] = []
     if page is not None:
         sinks.append(PageSink(page))
     if config.security_hub:
-        own = Session()
 
-        def client(key: tuple[str, str]) -> Any:
-            return make_client("securityhub", key[1], session_for(*key) if session_for else own)
+        def importer(account: str, reg: str, items: list[dict[str, Any]]) -> tuple[set[str], list[str]]:
+            return import_findings(
+                _hub_client((account, reg, session_for)), _hub_pacer((account, reg)), items
+            )
 
-        def pacer(key: tuple[str, str]) -> Pacer:
-            return Pacer(QUOTAS["securityhub"], 1.0)
-
-        clients, pacers = once_per_key(client), once_per_key(pacer)
-        sinks.append(SecurityHubSink(lambda account, reg, items: import_findings(clients((account, reg)),
-                                                                                 pacers((account, reg)), items)))  # fmt: skip
+        sinks.append(SecurityHubSink(importer))
     if config_evaluations is not None:
         client, token, ids = config_evaluations
         sinks.append(ConfigSink(lambda evaluations: put_evaluations(client, token, evaluations), ids))
     if config.ocsf_bucket:
-        s3 = make_client("s3", region)
+        s3 = _own_client(("s3", region))
         bucket = config.ocsf_bucket
         sinks.append(OcsfSink(lambda key, body: s3.put_object(Bucket=bucket, Key=key, Body=body,
                                                                ContentType="application/x-ndjson"), version))  # fmt: skip
     return FindingState(store), sinks
+
+
+# Kept while the function is warm, as every other client is: one per service and region (the function's own
+# identity), and one Security Hub client and quota bucket per account and region (a member's through its role).
+def _make_own_client(key: tuple[str, str]) -> Any:
+    return make_client(key[0], key[1])
+
+
+def _make_hub_client(key: tuple[str, str, Callable[[str, str], Session] | None]) -> Any:
+    account, region, session_for = key
+    return make_client("securityhub", region, session_for(account, region) if session_for else None)
+
+
+def _make_hub_pacer(key: tuple[str, str]) -> Pacer:
+    return Pacer(QUOTAS["securityhub"], 1.0)
+
+
+_own_client = once_per_key(_make_own_client)
+_hub_client = once_per_key(_make_hub_client)
+_hub_pacer = once_per_key(_make_hub_pacer)
