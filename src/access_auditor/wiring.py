@@ -105,7 +105,7 @@ def finding_outputs(
                                 KmsMac(_own_client(("kms", region)), config.findings_mac_key))
              if config.findings_table else None)  # fmt: skip
     sinks: list[Sink] = []
-    if page is not None:
+    if page is not None and store is not None:  # without a kept state every run would look like a transition
         sinks.append(PageSink(page))
     if config.security_hub:
 
