@@ -165,53 +165,31 @@ def config_rule(event: dict[str, Any], context: Any, session_for: Callable[[str,
     with PutEvaluations per stage. An invocation that cannot be read raises, so Config shows the rule as
     failed rather than compliant."""
     from access_auditor.aws.clients import make_client
-    from access_auditor.outputs.config_rule import read_config_event
+    from access_auditor.aws.configservice import put_evaluations
+    from access_auditor.outputs.config_rule import evaluation, read_config_event
     from access_auditor.outputs.formats import stage_arn
-    from access_auditor.outputs.lifecycle import Record, State
 
     invocation = read_config_event(event)
     assert invocation is not None
     config = (load or load_audit_config)()
     region = function_region(os.environ)
-    session = session_for(invocation.account, region) if session_for else None
-    client = make_client("config", region, session)
-    only = {invocation.api} if invocation.api else None
+    client = make_client("config", region, session_for(invocation.account, region) if session_for else None)
+
+    def not_applicable(why: str) -> dict[str, Any]:
+        assert invocation is not None and invocation.api is not None
+        named = invocation.resource_id or stage_arn(*invocation.api, invocation.stage or "*")
+        put_evaluations(client, invocation.token, [evaluation(named, "NOT_APPLICABLE", why, dt.datetime.now(dt.UTC),
+                                                              invocation.resource_type or "AWS::ApiGateway::Stage")])  # fmt: skip
+        return {"ok": True, "evaluated": 1}
+
     if invocation.gone and invocation.api:
-        from access_auditor.aws.configservice import put_evaluations
-
-        account, api_region, api_id = invocation.api
-        arn = stage_arn(
-            Record(
-                "",
-                account,
-                api_region,
-                api_id,
-                invocation.stage or "*",
-                "",
-                "",
-                "info",
-                "",
-                State.NEW,
-                "",
-                "",
-                "",
-            )
-        )
-        put_evaluations(client, invocation.token, [{"ComplianceResourceType": invocation.resource_type or "AWS::ApiGateway::Stage",
-                        "ComplianceResourceId": invocation.resource_id or arn, "ComplianceType": "NOT_APPLICABLE",
-                        "Annotation": "deleted, or no longer in the rule's scope", "OrderingTimestamp": dt.datetime.now(dt.UTC)}])  # fmt: skip
-        return {"ok": True, "evaluated": 1}
+        return not_applicable("deleted, or no longer in the rule's scope")
     results = run_audit(config, (ports or _ports)(config.control_plane_share), budget_s=run_budget_s(config, context),
-                        only=only)  # fmt: skip
+                        only={invocation.api} if invocation.api else None)  # fmt: skip
     if invocation.api and not any(r.target.api_key == invocation.api for r in results):
-        from access_auditor.aws.configservice import put_evaluations
-
-        # Config asked about an API the auditor does not lock (no tag, no configuration entry): not applicable.
-        put_evaluations(client, invocation.token, [{"ComplianceResourceType": invocation.resource_type or "AWS::ApiGateway::Stage",
-                        "ComplianceResourceId": invocation.resource_id or invocation.api[2], "ComplianceType": "NOT_APPLICABLE",
-                        "Annotation": "not locked by the auditor: no access-auditor:allowed-roles tag and no configuration entry",
-                        "OrderingTimestamp": dt.datetime.now(dt.UTC)}])  # fmt: skip
-        return {"ok": True, "evaluated": 1}
+        return not_applicable(
+            "not locked by the auditor: no access-auditor:allowed-roles tag and no configuration entry"
+        )
     ids = {}
     if invocation.stage and invocation.resource_id and invocation.api:
         ids[(*invocation.api, invocation.stage)] = invocation.resource_id
@@ -253,9 +231,9 @@ def notify_alarm(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _pager(config: NotifyConfig) -> Callable[[str, str], None]:
     """``page(subject, message)``: a publish to the alarm topic, the one way the function pages."""
-    from access_auditor.aws.clients import make_client
+    from access_auditor.wiring import own_client
 
-    sns = make_client("sns", config.region)
+    sns = own_client(("sns", config.region))  # kept while warm: every run and shard may page
     return lambda subject, message: sns.publish(TopicArn=config.topic_arn, Subject=subject, Message=message)
 
 

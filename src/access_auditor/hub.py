@@ -24,7 +24,7 @@ from access_auditor.aws.clients import make_client
 from access_auditor.aws.credentials import StsCredentials
 from access_auditor.aws.dynamodb import AuthenticatedStore, DynamoTable
 from access_auditor.aws.kms import KmsMac
-from access_auditor.config import AuditConfig, HubConfig, load_hub_config
+from access_auditor.config import AuditConfig, HubConfig, function_region, load_hub_config
 from access_auditor.errors import ConfigError, CredentialsError
 from access_auditor.findings import finding
 from access_auditor.observation import Ports, Scope
@@ -237,7 +237,7 @@ def organization_config_rule(event: dict[str, Any], context: Any) -> dict[str, A
     invocation = read_config_event(event)
     assert invocation is not None
     config, hub = _settings(False)
-    region = os.environ.get("AWS_REGION", hub.region)
+    region = function_region(os.environ)  # Config invokes the rule's function in the rule's own region
     if invocation.account not in _members(hub) or invocation.account in hub.excluded:
         raise ValueError(f"account {invocation.account} is not an audited member of the organization")
     shard = Shard(invocation.account, region, dt.datetime.now(dt.UTC))

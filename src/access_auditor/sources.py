@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 from access_auditor.aws.apigateway import TAG_PREFIX, SweptApi
+from access_auditor.aws.apigatewayv2 import SweptHttpApi
 from access_auditor.aws.cloudtrail import DELIVERY_LAG, METHOD_EVENTS, POLICY_EVENTS
 from access_auditor.config import AuditConfig, Target, discovered_target
 from access_auditor.errors import AuditorError, ConfigError, CredentialsError
@@ -94,7 +95,7 @@ def plan_targets(
                 and scope.account == config.account
                 and ALLOWED_ROLES_TAG in api.tags
             ) and (scope.account, scope.region, api.api_id) not in explicit:
-                _discover(config, ports, scope, api, plan)
+                _discover(config, scope, api, plan, ports.control_plane(scope).stages)
     # A private API is called through the VPC endpoint, whatever its settings say: its type is the API's own.
     plan.targets = [replace(t, endpoint_private=True) if (s := plan.swept.get(t.api_key)) is not None and s.private
                     else t for t in plan.targets]  # fmt: skip
@@ -121,23 +122,8 @@ def _sweep_http(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan, exp
     for api in apis:
         key = (scope.account, scope.region, api.api_id)
         plan.http_apis.add(key)
-        if ALLOWED_ROLES_TAG not in api.tags or key in explicit:
-            continue
-        if config.discovery and config.discovery.apis is not None and api.api_id not in config.discovery.apis:
-            continue
-        try:
-            stages = (
-                [config.defaults["API_STAGE"]]
-                if config.defaults.get("API_STAGE")
-                else plane.stages(api.api_id)
-            )
-            for stage in stages:
-                target = discovered_target(config, api.api_id, scope.region, scope.account, api.tags[ALLOWED_ROLES_TAG],
-                                           stage, api.tags.get(HEALTH_PATH_TAG, ""), api.tags.get(HEALTH_ROLE_TAG, "").strip())  # fmt: skip
-                plan.targets.append(replace(target, kind="http"))
-        except (ConfigError, AuditorError) as exc:
-            plan.problems.append((placeholder(scope, api.api_id), finding("TARGET_INVALID",
-                f"the HTTP API {api.api_id} ({api.name}) makes no valid target: {exc}")))  # fmt: skip
+        if ALLOWED_ROLES_TAG in api.tags and key not in explicit:
+            _discover(config, scope, api, plan, plane.stages, kind="http")
     return True
 
 
@@ -173,7 +159,10 @@ def _writes(config: AuditConfig, ports: Ports, scope: Scope, plan: Plan) -> None
     ports.memory.method_lookups[scope] = now
 
 
-def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, plan: Plan) -> None:
+def _discover(config: AuditConfig, scope: Scope, api: SweptApi | SweptHttpApi, plan: Plan,
+              list_stages: Callable[[str], list[str]], kind: str = "rest") -> None:  # fmt: skip
+    """The targets an API's tags make, a REST API's or an HTTP API's (``kind``) alike; ``list_stages`` lists
+    its stages (GetStages of its own API Gateway version)."""
     assert config.discovery is not None
     if config.discovery.apis is not None and api.api_id not in config.discovery.apis:
         plan.problems.append((placeholder(scope, api.api_id), finding("TAG_IGNORED",
@@ -185,7 +174,7 @@ def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, pl
     try:
         stages = [config.defaults["API_STAGE"]] if config.defaults.get("API_STAGE") else None
         if stages is None:
-            stages = ports.control_plane(scope).stages(api.api_id)
+            stages = list_stages(api.api_id)
     except AuditorError as exc:
         plan.problems.append((placeholder(scope, api.api_id), finding("AUDIT_ERROR",
             f"the stages of tagged API {api.api_id} could not be listed: {exc}")))  # fmt: skip
@@ -199,10 +188,10 @@ def _discover(config: AuditConfig, ports: Ports, scope: Scope, api: SweptApi, pl
             "configuration document (API_STAGE) if some must really be left out")))  # fmt: skip
     for stage in stages:
         try:
-            plan.targets.append(discovered_target(config, api.api_id, scope.region, scope.account,
-                                                  api.tags[ALLOWED_ROLES_TAG], stage, api.tags.get(HEALTH_PATH_TAG, ""),
-                                                  api.tags.get(HEALTH_ROLE_TAG, "").strip(),
-                                                  api.tags.get(ALLOWED_NETWORKS_TAG, "")))  # fmt: skip
+            target = discovered_target(config, api.api_id, scope.region, scope.account, api.tags[ALLOWED_ROLES_TAG],
+                                       stage, api.tags.get(HEALTH_PATH_TAG, ""), api.tags.get(HEALTH_ROLE_TAG, "").strip(),
+                                       api.tags.get(ALLOWED_NETWORKS_TAG, ""))  # fmt: skip
+            plan.targets.append(replace(target, kind=kind))
         except ConfigError as exc:
             plan.problems.append((placeholder(scope, api.api_id, stage), finding("TARGET_INVALID",
                 f"the tags of API {api.api_id} ({api.name}) make no valid target: {exc}")))  # fmt: skip

@@ -101,8 +101,8 @@ def finding_outputs(
     from access_auditor.aws.securityhub import import_findings
     from access_auditor.outputs.sinks import ConfigSink, OcsfSink, PageSink, SecurityHubSink
 
-    store = (AuthenticatedStore(DynamoTable(_own_client(("dynamodb", region)), config.findings_table),
-                                KmsMac(_own_client(("kms", region)), config.findings_mac_key))
+    store = (AuthenticatedStore(DynamoTable(own_client(("dynamodb", region)), config.findings_table),
+                                KmsMac(own_client(("kms", region)), config.findings_mac_key))
              if config.findings_table else None)  # fmt: skip
     sinks: list[Sink] = []
     if page is not None and store is not None:  # without a kept state every run would look like a transition
@@ -119,7 +119,7 @@ def finding_outputs(
         client, token, ids = config_evaluations
         sinks.append(ConfigSink(lambda evaluations: put_evaluations(client, token, evaluations), ids))
     if config.ocsf_bucket:
-        s3 = _own_client(("s3", region))
+        s3 = own_client(("s3", region))
         bucket = config.ocsf_bucket
         sinks.append(OcsfSink(lambda key, body: s3.put_object(Bucket=bucket, Key=key, Body=body,
                                                                ContentType="application/x-ndjson"), version))  # fmt: skip
@@ -128,7 +128,7 @@ def finding_outputs(
 
 # Kept while the function is warm, as every other client is: one per service and region (the function's own
 # identity), and one Security Hub client and quota bucket per account and region (a member's through its role).
-def _make_own_client(key: tuple[str, str]) -> Any:
+def _makeown_client(key: tuple[str, str]) -> Any:
     return make_client(key[0], key[1])
 
 
@@ -141,6 +141,6 @@ def _make_hub_pacer(key: tuple[str, str]) -> Pacer:
     return Pacer(QUOTAS["securityhub"], 1.0)
 
 
-_own_client = once_per_key(_make_own_client)
+own_client = once_per_key(_makeown_client)
 _hub_client = once_per_key(_make_hub_client)
 _hub_pacer = once_per_key(_make_hub_pacer)

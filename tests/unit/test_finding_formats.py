@@ -129,6 +129,14 @@ def test_a_wrong_ocsf_event_is_refused_by_the_validator() -> None:
 def test_every_asff_finding_is_valid_for_batch_import_findings(record: Record, before: Record | None) -> None:
     model = get_session().get_service_model("securityhub").operation_model("BatchImportFindings")
     findings = asff(record, before, NOW)
+    if not findings:  # only a resolved finding that was never sent: nothing in Security Hub to archive
+        assert record.state is State.RESOLVED and (
+            before is None
+            or before.exported_at is None
+            or before.state is State.SUPPRESSED
+            and before.until == record.until
+        )
+        return
     report = ParamValidator().validate({"Findings": findings}, model.input_shape)
     assert not report.has_errors(), report.generate_report()
     for item in findings:

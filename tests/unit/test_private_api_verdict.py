@@ -105,3 +105,16 @@ def test_a_role_weakening_behind_the_endpoint_names_the_endpoint_it_gets_in_thro
     weakened = next(f for f in result.findings if f.code == "ACCESS_WEAKENED")
     assert "role/*" in weakened.message and f"through VPC endpoint {ENDPOINT}" in weakened.message
     assert "another VPC endpoint" not in weakened.message and "PRIVATE_API_ANY_ENDPOINT" not in codes(result)
+
+
+def test_the_endpoint_swapped_for_another_locks_the_role_out_of_its_own_and_lets_it_in_through_the_other() -> (
+    None
+):
+    # GIVEN the role kept, but the endpoint condition naming another endpoint instead of the expected one
+    swapped = render_expected_policy(API, [ROLE], [OTHER_ENDPOINT])
+    result = verdict(swapped)
+    found = {f.code: f.message for f in result.findings}
+    # THEN both are told, each naming its endpoint: locked out through its own, let in through the other
+    assert f"through VPC endpoint {ENDPOINT}" in found["ALLOWED_ROLE_LOCKED_OUT"]
+    assert f"through VPC endpoint {OTHER_ENDPOINT}" in found["ACCESS_WEAKENED"]
+    assert "ACCESS_CHANGED" not in found and result.drift

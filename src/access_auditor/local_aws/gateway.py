@@ -42,10 +42,10 @@ class Principal:
     policies: tuple[str, ...]
 
 
-class Gateway:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.latency_s = 0.0
-        handler = type("Handler", (_Handler,), {"gateway": self})
+class _LoopbackServer:
+    """An HTTP server on a free loopback port, served from a thread of its own."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -62,6 +62,12 @@ class Gateway:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class Gateway(_LoopbackServer):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.latency_s = 0.0
+        super().__init__(type("Handler", (_Handler,), {"gateway": self}), host, port)
 
     # --- resolution against moto's state -----------------------------------------------------------
     def find_api(self, api_id: str) -> tuple[str, str, Any] | None:
@@ -307,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
-class VpcEndpoint:
+class VpcEndpoint(_LoopbackServer):
     """A local execute-api interface VPC endpoint ``vpce_id`` in ``vpc_id``: what a function in that VPC
     calls a private API through. It names the API the three documented ways (private DNS: Host
     ``{api}.execute-api.{region}.amazonaws.com``; the Route 53 alias ``{api}-{vpce}.execute-api...``; the
@@ -317,21 +323,8 @@ class VpcEndpoint:
 
     def __init__(self, gateway: Gateway, vpce_id: str, vpc_id: str) -> None:
         self.vpce_id, self.vpc_id = vpce_id, vpc_id
-        handler = type("EndpointHandler", (_EndpointHandler,), {"gateway": gateway, "endpoint": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(type("EndpointHandler", (_EndpointHandler,), {"gateway": gateway, "endpoint": self}))
+        self.start()
 
 
 _HOSTED = re.compile(r"^([a-z0-9]+)(?:-(vpce-[0-9a-f]+))?\.execute-api\.[a-z0-9-]+\.amazonaws\.com$")

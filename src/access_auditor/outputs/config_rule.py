@@ -9,12 +9,14 @@ result token is Config's own.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConfigInvocation", "read_config_event"]
+__all__ = ["ConfigInvocation", "evaluation", "read_config_event"]
+STAGE_TYPE = "AWS::ApiGateway::Stage"
 
 RESOURCE_TYPES = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage")
 DELETED = ("ResourceDeleted", "ResourceDeletedNotRecorded")
@@ -69,3 +71,10 @@ def read_config_event(event: dict[str, Any]) -> ConfigInvocation | None:
     gone = bool(event.get("eventLeftScope")) or item.get("configurationItemStatus") in DELETED
     return ConfigInvocation(token, rule, account, scheduled=False, api=(account, region, api_id), stage=stage,
                             resource_id=str(item.get("resourceId") or ""), resource_type=resource_type, gone=gone)  # fmt: skip
+
+
+def evaluation(resource_id: str, compliance: str, annotation: str, at: dt.datetime,
+               resource_type: str = STAGE_TYPE) -> dict[str, Any]:  # fmt: skip
+    """One PutEvaluations entry (the annotation cut to Config's 256 characters)."""
+    return {"ComplianceResourceType": resource_type, "ComplianceResourceId": resource_id,
+            "ComplianceType": compliance, "Annotation": annotation[:256], "OrderingTimestamp": at}  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 from access_auditor.findings import CODES, Category, Severity
 from access_auditor.outputs.lifecycle import Record, State
 
-__all__ = ["asff", "ocsf", "ocsf_class", "partition", "sarif", "stage_arn"]
+__all__ = ["asff", "ocsf", "ocsf_class", "partition", "resource_arn", "sarif", "stage_arn"]
 
 PRODUCT = "apigw-access-auditor"
 DOCS = "https://apigw-access-auditor.readthedocs.io/en/latest/reference/findings/"
@@ -34,12 +34,17 @@ def partition(region: str) -> str:
     return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
-def stage_arn(record: Record) -> str:
-    """The stage's ARN (API Gateway's resource ARN form); an account and region placeholder (``*``) names the
-    account."""
-    if record.api_id == "*":
-        return f"AWS::::Account:{record.account}"
-    return f"arn:{partition(record.region)}:apigateway:{record.region}::/restapis/{record.api_id}/stages/{record.stage}"
+def stage_arn(account: str, region: str, api_id: str, stage: str, kind: str = "rest") -> str:
+    """The stage's ARN in API Gateway's resource form (``/restapis/`` for a REST API, ``/apis/`` for an HTTP
+    API); an account and region placeholder (API ``*``) names the account."""
+    if api_id == "*":
+        return f"AWS::::Account:{account}"
+    apis = "apis" if kind == "http" else "restapis"
+    return f"arn:{partition(region)}:apigateway:{region}::/{apis}/{api_id}/stages/{stage}"
+
+
+def resource_arn(record: Record) -> str:
+    return stage_arn(record.account, record.region, record.api_id, record.stage, record.kind)
 
 
 def _compliance(record: Record) -> str:
@@ -71,21 +76,19 @@ def asff(record: Record, before: Record | None, now: dt.datetime) -> list[dict[s
     main_exported = (
         before is not None and before.exported_at is not None and before.state is not State.SUPPRESSED
     )
+    same_suppression = supp_before and before is not None and before.until == record.until
+    if supp_before and before is not None and not same_suppression:
+        out.append(_asff(before, _suppressed_id(before), now, active=False))  # that suppression is over
     if record.state is State.SUPPRESSED:
         out.append(_asff(record, _suppressed_id(record), now, active=True,
-                         workflow="SUPPRESSED" if not supp_before or before is None or before.until != record.until else None))  # fmt: skip
+                         workflow=None if same_suppression else "SUPPRESSED"))  # fmt: skip
         if main_exported and before is not None:
             out.append(_asff(before, before.id, now, active=False, note="suppressed: " + record.reason))
-        if supp_before and before is not None and before.until != record.until:
-            out.append(_asff(before, _suppressed_id(before), now, active=False))
-        return out
-    if supp_before and before is not None:
-        out.append(_asff(before, _suppressed_id(before), now, active=False))
-    if record.state is State.RESOLVED:
-        if main_exported or before is None or before.state is not State.SUPPRESSED:
+    elif record.state is State.RESOLVED:
+        if main_exported:
             out.append(_asff(record, record.id, now, active=False))
-        return out
-    out.append(_asff(record, record.id, now, active=True, workflow="NEW" if not main_exported else None))
+    else:
+        out.append(_asff(record, record.id, now, active=True, workflow=None if main_exported else "NEW"))
     return out
 
 
@@ -97,7 +100,8 @@ def _asff(record: Record, fid: str, now: dt.datetime, *, active: bool, workflow:
           note: str = "") -> dict[str, Any]:  # fmt: skip
     region, account = record.region, record.account
     severity = Severity(record.severity)
-    resource_type = "AwsAccount" if record.api_id == "*" else "AwsApiGatewayStage"
+    resource_type = ("AwsAccount" if record.api_id == "*"
+                     else "AwsApiGatewayV2Stage" if record.kind == "http" else "AwsApiGatewayStage")  # fmt: skip
     finding: dict[str, Any] = {
         "SchemaVersion": ASFF_SCHEMA,
         "Id": f"{PRODUCT}/{fid}",
@@ -121,7 +125,12 @@ def _asff(record: Record, fid: str, now: dt.datetime, *, active: bool, workflow:
             **({f"{PRODUCT}/SuppressedUntil": record.until} if record.until else {}),
         },
         "Resources": [
-            {"Type": resource_type, "Id": stage_arn(record), "Partition": partition(region), "Region": region}
+            {
+                "Type": resource_type,
+                "Id": resource_arn(record),
+                "Partition": partition(region),
+                "Region": region,
+            }
         ],
         "Compliance": {"Status": _compliance(record) if active else "PASSED"},
         "RecordState": "ACTIVE" if active else "ARCHIVED",
@@ -129,6 +138,13 @@ def _asff(record: Record, fid: str, now: dt.datetime, *, active: bool, workflow:
     if workflow:
         finding["Workflow"] = {"Status": workflow}
     return finding
+
+
+def _resource_type(record: Record) -> str:
+    """The CloudFormation type of what a finding is about."""
+    if record.api_id == "*":
+        return "AWS::Account"
+    return "AWS::ApiGatewayV2::Stage" if record.kind == "http" else "AWS::ApiGateway::Stage"
 
 
 def ocsf_class(code: str) -> tuple[int, str]:
@@ -189,8 +205,8 @@ def ocsf(record: Record, version: str, now: dt.datetime) -> dict[str, Any]:
         },
         "resources": [
             {
-                "uid": stage_arn(record),
-                "type": "AWS::ApiGateway::Stage" if record.api_id != "*" else "AWS::Account",
+                "uid": resource_arn(record),
+                "type": _resource_type(record),
                 "region": record.region,
                 "cloud_partition": partition(record.region),
             }
@@ -231,7 +247,7 @@ def sarif(records: Iterable[Record], version: str) -> dict[str, Any]:
                 "ruleIndex": codes.index(r.code),
                 "level": level[Severity(r.severity)],
                 "message": {"text": r.message or CODES[r.code].meaning},
-                "locations": [{"logicalLocations": [{"fullyQualifiedName": stage_arn(r), "kind": "resource"}]}],
+                "locations": [{"logicalLocations": [{"fullyQualifiedName": resource_arn(r), "kind": "resource"}]}],
                 "partialFingerprints": {"findingId/v1": r.id},
                 **({"suppressions": [{"kind": "external", "justification": r.reason}]}
                    if r.state is State.SUPPRESSED else {}),

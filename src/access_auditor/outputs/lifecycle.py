@@ -48,6 +48,7 @@ class Seen:
     subject: str = ""
     suppressed: str | None = None  # the suppression's justification and expiry, as told
     until: str | None = None  # its expiry (ISO)
+    kind: str = "rest"  # the API's: rest, or http (API Gateway v2)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Record:
     reason: str = ""  # why it was resolved, or the suppression's justification
     until: str | None = None  # the suppression's expiry
     exported_at: str | None = None  # last sent to Security Hub
+    kind: str = "rest"  # the API's: rest, or http (API Gateway v2)
 
     @property
     def target(self) -> TargetKey:
@@ -84,6 +86,7 @@ class Record:
         fields = {k: raw.get(k) for k in cls.__dataclass_fields__}
         for name in ("subject", "reason"):
             fields[name] = fields[name] or ""
+        fields["kind"] = fields["kind"] or "rest"
         fields["state"] = State(str(raw["state"]))
         return cls(**fields)  # type: ignore[arg-type]
 
@@ -137,7 +140,7 @@ def advance(
                        last_seen=stamp,
                        changed_at=before.changed_at if before and not kind and _same(before, s) else stamp,
                        reason=s.suppressed or "", until=s.until,
-                       exported_at=before.exported_at if before else None)  # fmt: skip
+                       exported_at=before.exported_at if before else None, kind=s.kind)  # fmt: skip
         if kind:
             transitions.append(Transition(kind, after, before))
         if before is None or after.changed_at != before.changed_at:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import zlib
@@ -20,7 +21,8 @@ from typing import Any, Protocol
 from access_auditor.audit import AuditRun, TargetResult
 from access_auditor.aws.dynamodb import SharedStore
 from access_auditor.findings import Category
-from access_auditor.outputs.formats import asff, ocsf, stage_arn
+from access_auditor.outputs.config_rule import evaluation
+from access_auditor.outputs.formats import asff, ocsf, resource_arn, stage_arn
 from access_auditor.outputs.lifecycle import OPEN, Record, Seen, State, Step, TargetKey, advance
 from access_auditor.outputs.suppression import Suppression
 
@@ -78,7 +80,7 @@ class FindingState:
     forged or altered entry reads as none: every finding then opens again rather than staying silenced).
     Without a table (the CLI), nothing is kept between runs."""
 
-    def __init__(self, store: SharedStore | None, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(self, store: SharedStore | None) -> None:
         self._store = store
         self._saved: dict[Scope, dt.datetime] = {}
 
@@ -132,7 +134,9 @@ def _seen(results: Iterable[TargetResult]) -> list[Seen]:
         key = result.target.key
         for f in result.findings:
             if f.code not in UNTRACKED:
-                seen.append(Seen(key, f.code, f.severity.value, f.message, f.subject))
+                seen.append(
+                    Seen(key, f.code, f.severity.value, f.message, f.subject, kind=result.target.kind)
+                )
         for f, by in result.suppressed:
             seen.append(
                 Seen(
@@ -143,6 +147,7 @@ def _seen(results: Iterable[TargetResult]) -> list[Seen]:
                     f.subject,
                     by.justification,
                     by.expires.isoformat(timespec="seconds"),
+                    result.target.kind,
                 )
             )
     return seen
@@ -225,7 +230,7 @@ def transition_page(outcome: Outcome) -> tuple[str, str] | None:
     for t in sorted(moves, key=lambda t: (t.kind, t.record.id))[:50]:
         r = t.record
         why = f" ({r.reason})" if r.reason and t.kind in {"resolved", "suppressed"} else ""
-        lines.append(f"- {t.kind}: {r.code} [{r.severity}] on {stage_arn(r)}{why}: {r.message[:300]}")
+        lines.append(f"- {t.kind}: {r.code} [{r.severity}] on {resource_arn(r)}{why}: {r.message[:300]}")
     if len(moves) > 50:
         lines.append(f"... and {len(moves) - 50} more (the function's log has each)")
     return subject, "\n".join(lines)
@@ -300,24 +305,21 @@ class ConfigSink:
             if result.deferred and not raised:
                 continue  # not audited: Config keeps its last evaluation
             first = raised[0] if raised else None
-            evaluations.append(self._evaluation(result.target.key, "NON_COMPLIANT" if first else "COMPLIANT",
-                                                f"{first.code}: {first.message}" if first else
-                                                "locked to the expected roles; no finding", outcome.now))  # fmt: skip
+            evaluations.append(evaluation(self._id(result.target.key, result.target.kind),
+                                          "NON_COMPLIANT" if first else "COMPLIANT",
+                                          f"{first.code}: {first.message}" if first else
+                                          "locked to the expected roles; no finding", outcome.now))  # fmt: skip
         for key, why in outcome.gone.items():
             if key[2] != "*":
-                evaluations.append(self._evaluation(key, "NOT_APPLICABLE", why, outcome.now))
+                evaluations.append(evaluation(self._id(key), "NOT_APPLICABLE", why, outcome.now))
         if evaluations:
             for problem in self._put(evaluations):
                 log.error("AWS Config refused an evaluation: %s", problem)
         return set()
 
-    def _evaluation(
-        self, key: TargetKey, compliance: str, annotation: str, now: dt.datetime
-    ) -> dict[str, Any]:
-        account, region, api_id, stage = key
-        arn = stage_arn(Record("", account, region, api_id, stage, "", "", "info", "", State.NEW, "", "", ""))
-        return {"ComplianceResourceType": "AWS::ApiGateway::Stage", "ComplianceResourceId": self._ids.get(key, arn),
-                "ComplianceType": compliance, "Annotation": annotation[:256], "OrderingTimestamp": now}  # fmt: skip
+    def _id(self, key: TargetKey, kind: str = "rest") -> str:
+        """The stage as Config named it, else its ARN."""
+        return self._ids.get(key) or stage_arn(*key, kind)
 
 
 class OcsfSink:
@@ -335,8 +337,9 @@ class OcsfSink:
             lines = "\n".join(
                 json.dumps(ocsf(r, self._version, outcome.now), separators=(",", ":")) for r in changed
             )
+            digest = hashlib.sha256(lines.encode()).hexdigest()[:12]  # two runs in one second never collide
             self._put(
-                f"ocsf/findings/{outcome.now:%Y/%m/%d/%H%M%S}-{abs(hash(lines)) % 10**8:08d}.json",
+                f"ocsf/findings/{outcome.now:%Y/%m/%d/%H%M%S}-{digest}.json",
                 lines.encode() + b"\n",
             )
         return set()

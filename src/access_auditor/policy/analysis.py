@@ -127,10 +127,17 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
         # A network the expected policy keeps a caller out of, and the saved one lets it in through (another
         # VPC endpoint, a wider VPC), is a weakening even where the caller could already call from elsewhere.
         wider = [(m, e, s) for m, e, s in cells if _new_networks(e, s) and s.access != Access.DENIED]
-        if not changed and not wider:
+        narrower = [(m, e, s) for m, e, s in cells if _new_networks(s, e)]
+        if not changed and not wider and not (narrower and caller.allowed_role):
             continue
         if caller.allowed_role:
-            lost = [(m, e, s) for m, e, s in changed if e.access == Access.ALLOWED]
+            # Locked out: of a method it could always call, or of a network it could call through (a private
+            # API's own endpoint).
+            lost = [
+                (m, e, s)
+                for m, e, s in cells
+                if e.access == Access.ALLOWED != s.access or (m, e, s) in narrower
+            ]
             if lost:
                 findings.append(_locked_out(caller, lost))
             gained = wider
@@ -139,7 +146,7 @@ def _matrix_findings(classes: Sequence[CallerClass], expected: Matrix, saved: Ma
                 item for item in wider if item[1].access != Access.DENIED]  # fmt: skip
         if gained:
             weakened.append((caller, gained))
-        told = {id(item[0]) for item in gained}
+        told = {id(item[0]) for item in gained + (lost if caller.allowed_role else [])}
         rest = [(m, e, s) for m, e, s in changed if not _reported(caller, e) and id(m) not in told]
         if rest:
             (method, *_), before, after = rest[0]
@@ -197,11 +204,13 @@ def _reported(caller: CallerClass, expected: Cell) -> bool:
 
 
 def _locked_out(caller: CallerClass, lost: list[tuple[Group, Cell, Cell]]) -> Finding:
-    (method, *_), _, cell = lost[0]
+    (method, *_), before, cell = lost[0]
     how = "can no longer invoke" if cell.access == Access.DENIED else "can only under some conditions invoke"
+    gone = _new_networks(cell, before)
+    where = f" through {', '.join(gone[:3])}" if gone and gone != ["the internet"] else ""
     return finding(
         "ALLOWED_ROLE_LOCKED_OUT",
-        f"{caller.name} {how} {method}{_more(lost)}; {_why_denied(cell)}. Fix the statement or restore the "
+        f"{caller.name} {how} {method}{_more(lost)}{where}; {_why_denied(cell)}. Fix the statement or restore the "
         "expected policy, then deploy the stage.",
         subject=caller.name,
     )
