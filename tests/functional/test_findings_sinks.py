@@ -261,3 +261,27 @@ def test_a_forged_state_entry_is_not_believed_and_the_findings_open_again(
     # believed, it would read "returned", a suppression ending), and it still raises drift
     assert "opened ACCESS_WEAKENED" in transitions(after)
     assert metric(after, "PolicyDrift") == [1]
+
+
+def test_the_local_security_hub_refuses_as_aws_documents(harness: Harness) -> None:
+    from tests.unit.test_recorded_shapes import SECURITY_HUB
+
+    client = harness.aws.client("securityhub")
+    if not _enabled(client):
+        client.enable_security_hub()
+    documented = SECURITY_HUB["answer"]
+    good = {"SchemaVersion": "2018-10-08", "Id": "x/1", "GeneratorId": "g", "AwsAccountId": harness.aws.account,
+            "ProductArn": f"arn:aws:securityhub:{harness.aws.region}:{harness.aws.account}:product/{harness.aws.account}/default",
+            "CreatedAt": "2026-12-04T00:00:00Z", "UpdatedAt": "2026-12-04T00:00:00Z", "Title": "t",
+            "Description": "d", "Resources": [{"Type": "Other", "Id": "r"}]}  # fmt: skip
+    answer = client.batch_import_findings(
+        Findings=[good, {**good, "Id": "x/2", "AwsAccountId": "999999999999"}]
+    )
+    # the answer has the documented fields, the refused finding named alone
+    assert set(documented) <= set(answer) and (answer["FailedCount"], answer["SuccessCount"]) == (1, 1)
+    assert set(answer["FailedFindings"][0]) == set(documented["FailedFindings"][0])
+    assert answer["FailedFindings"][0]["Id"] == "x/2"
+    # and an account that has not enabled Security Hub is refused as a whole, with the documented code
+    other = harness.aws.client("securityhub", region="ap-south-1")
+    with pytest.raises(other.exceptions.ClientError, match=SECURITY_HUB["not_enabled"]["code"]):
+        other.batch_import_findings(Findings=[good])

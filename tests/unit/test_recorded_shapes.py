@@ -415,3 +415,34 @@ def test_an_endpoint_change_of_a_private_api_starts_an_audit_of_it() -> None:
     # THEN it is a change of that API, which the change path audits whole (the sweep reads the new type)
     change = api_change(envelope)
     assert change is not None and change.api_id == "a1b2c3d4e5" and change.event_name == "UpdateRestApi"
+
+
+SECURITY_HUB = recorded("securityhub_batch_import_findings")
+
+
+def test_a_documented_refusal_of_one_finding_is_named_and_the_others_count_as_imported() -> None:
+    from botocore.session import get_session
+
+    from access_auditor.aws.securityhub import import_findings
+    from access_auditor.outputs.formats import asff
+    from access_auditor.outputs.lifecycle import Record, State
+
+    client = get_session().create_client("securityhub", region_name="us-east-1", aws_access_key_id="x",
+                                         aws_secret_access_key="x")  # fmt: skip
+    refused = SECURITY_HUB["answer"]["FailedFindings"][0]["Id"]
+    stamp = "2026-12-04T00:00:00+00:00"
+    findings = [item for fid in (refused.split("/", 1)[1], "123456789012/us-east-1/a1b2c3d4e5/prod/ROUTE_NOT_IAM")
+                for item in asff(Record(fid, "123456789012", "us-east-1", "a1b2c3d4e5", "prod", fid.rsplit("/", 1)[1], "",
+                                        "high", "m", State.NEW, stamp, stamp, stamp), None, dt.datetime.now(dt.UTC))]  # fmt: skip
+    other = findings[1]["Id"]
+    with Stubber(client) as stub:
+        stub.add_response("batch_import_findings", SECURITY_HUB["answer"])
+        imported, problems = import_findings(client, lambda operation: None, findings)
+    # the refused one is named with AWS's reason and sent again next run; the other is imported
+    assert imported == {other}
+    assert problems == [f"{refused}: InvalidInput: Finding size exceeded 240 KB."]
+    with Stubber(client) as stub:
+        stub.add_client_error("batch_import_findings", service_error_code=SECURITY_HUB["not_enabled"]["code"],
+                              http_status_code=SECURITY_HUB["not_enabled"]["status"])  # fmt: skip
+        imported, problems = import_findings(client, lambda operation: None, findings)
+    assert imported == set() and "InvalidAccessException" in problems[0]

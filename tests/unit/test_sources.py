@@ -139,3 +139,32 @@ def test_the_documented_example_matches_the_schema() -> None:
     document = yaml.safe_load(example.read_text())
     jsonschema.validate(document, target_schema())
     load_config({"AWS_REGION": "us-east-1", "API_ACCOUNT": ACCOUNT, "CONFIG_FILE": str(example)})
+
+
+def test_a_networks_tag_is_read_as_the_expectation_and_a_forged_one_fails_closed(tmp_path: Path) -> None:
+    from access_auditor.aws.apigatewayv2 import SweptHttpApi
+
+    # GIVEN a private API tagged with its endpoint, one tagged with a value that is no endpoint, and an HTTP
+    # API tagged with a stages tag that leaves out a stage (its tags are read as a REST API's are)
+    endpoint = "vpce-0a1b2c3d4e5f60718"
+    planes = {"us-east-1": SweptPlane([tagged("api1", ROLE, **{"access-auditor:allowed-networks": endpoint}),
+                                       tagged("api2", ROLE, **{"access-auditor:allowed-networks": "vpce-*"})]),
+              "eu-west-1": SweptPlane([])}  # fmt: skip
+
+    class HttpPlane(SweptPlane):
+        def sweep(self) -> list[SweptHttpApi]:  # type: ignore[override]
+            return [SweptHttpApi("http1", "quotes", {"access-auditor:allowed-roles": ROLE,
+                                                      "access-auditor:stages": "prod"})]  # fmt: skip
+
+    ports = Ports(control_plane=lambda scope: planes[scope.region], credentials=None, session=requests.Session(),
+                  http_apis=lambda scope: HttpPlane([]))  # type: ignore[arg-type,return-value]  # fmt: skip
+    result = plan_targets(load_config(BASE), ports)
+    targets = {(t.api_id, t.stage): t for t in result.targets}
+    # THEN api1 expects its endpoint; api2's forged value is one finding, never a target expecting "vpce-*"
+    assert targets[("api1", "prod")].allowed_vpces == (endpoint,) and targets[("api1", "prod")].private
+    assert ("api2", "prod") not in targets
+    problems = sorted((t.api_id, f.code) for t, f in result.problems)
+    assert ("api2", "TARGET_INVALID") in problems
+    # AND the HTTP API is audited on every stage, of kind http, its narrowing tag reported
+    assert {targets[("http1", s)].kind for s in ("prod", "dev")} == {"http"}
+    assert ("http1", "STAGES_TAG_NARROWS") in problems
